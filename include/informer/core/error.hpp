@@ -1,0 +1,83 @@
+// informer/core/error.hpp
+//
+// The project's error vocabulary. Every fallible call returns `informer::result<T>` (an alias of
+// `boost::system::result<T>`): either the value or an `error_code` whose category is
+// `informer::error_category()` and whose `what` text a person can act on.
+//
+// Thread safety: everything here is immutable or thread-safe.
+#pragma once
+
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <string>
+#include <type_traits>
+
+namespace informer {
+
+using boost::system::error_code;
+
+/// Errors raised by the SDK itself (transport errors keep their own categories).
+enum class errc {
+  ok = 0,
+  invalid_json,          ///< text is not valid JSON
+  not_an_object,         ///< JSON value is not an object
+  missing_name,          ///< object lacks metadata.name
+  invalid_field,         ///< a well-known field has the wrong type (e.g. labels is not a map of strings)
+  invalid_key,           ///< an object key is not `name` or `namespace/name`
+  invalid_selector,      ///< a label or field selector failed to parse
+  invalid_label,         ///< a label key or value breaks Kubernetes' rules
+  object_too_large,      ///< an object exceeds the configured size limit
+  not_found,             ///< no object under that key
+  already_exists,        ///< indexer name or object already present
+  index_not_found,       ///< no indexer registered under that name
+  closed,                ///< the queue or stream was closed
+};
+
+/// The category of `errc`; its name is "informer".
+const boost::system::error_category& error_category() noexcept;
+
+inline error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+/// Fallible return type: a `T` or an `error_code`.
+template <class T>
+using result = boost::system::result<T, error_code>;
+
+/// An error code plus a human-readable detail (position, offending token, path). `what()` joins
+/// both. Used where the code alone would not tell a person what to fix.
+class error {
+public:
+  error() = default;
+  error(error_code code, std::string detail) : code_(code), detail_(std::move(detail)) {}
+  error(errc e, std::string detail) : error(make_error_code(e), std::move(detail)) {}
+
+  error_code code() const noexcept { return code_; }
+  const std::string& detail() const noexcept { return detail_; }
+  std::string what() const { return detail_.empty() ? code_.message() : code_.message() + ": " + detail_; }
+  explicit operator bool() const noexcept { return static_cast<bool>(code_); }
+
+private:
+  error_code code_;
+  std::string detail_;
+};
+
+/// Fallible return type whose error carries a detail message.
+template <class T>
+using detailed_result = boost::system::result<T, error>;
+
+}  // namespace informer
+
+namespace boost::system {
+template <>
+struct is_error_code_enum<informer::errc> : std::true_type {};
+}  // namespace boost::system
+
+namespace boost::system {
+// Lets `detailed_result<T>::value()` throw a system_error carrying the detail text.
+inline void throw_exception_from_error(const informer::error& e, const boost::source_location& loc) {
+  boost::throw_exception(boost::system::system_error(e.code(), e.detail()), loc);
+}
+}  // namespace boost::system

@@ -1,0 +1,63 @@
+// Process-wide table of interned JSON map keys, shared by every packed object body.
+//
+// Kubernetes objects repeat the same keys over and over ("metadata", "containerPort", the "f:..."
+// keys of managedFields); storing each once and referring to it by a small id is the largest single
+// saving of the compact body. The table only grows, so it is bounded: keys longer than
+// `max_key_length` or arriving after `capacity` ids are in use are not interned (the packed body
+// then keeps them inline). Interned strings live until the process exits, so views into them never
+// dangle.
+//
+// Thread safety: `intern` is thread-safe (shared lock on the hit path, exclusive on insert).
+// `lookup` takes no lock: an id is only ever read after the packed body holding it was published
+// to the reading thread, which orders the slot write before the read.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace informer::detail {
+
+class key_table {
+public:
+  static constexpr std::size_t max_key_length = 64;
+  static constexpr std::uint32_t chunk_bits = 10;
+  static constexpr std::uint32_t chunk_size = 1u << chunk_bits;
+  static constexpr std::uint32_t max_chunks = 256;
+  static constexpr std::uint32_t capacity = chunk_size * max_chunks;
+
+  static key_table& instance();
+
+  /// The id of `key`, interning it if needed; nullopt when it is too long or the table is full.
+  std::optional<std::uint32_t> intern(std::string_view key);
+  /// The key of an id that `intern` returned.
+  std::string_view lookup(std::uint32_t id) const noexcept {
+    return chunks_[id >> chunk_bits].load(std::memory_order_acquire)[id & (chunk_size - 1)];
+  }
+  std::uint32_t size() const noexcept { return size_.load(std::memory_order_acquire); }
+  /// Heap bytes held by the table (strings, slots and the hash index).
+  std::size_t memory_usage() const;
+
+private:
+  key_table() = default;
+
+  mutable std::shared_mutex mutex_;
+  // Guarded by mutex_: the hash index (views into arena_) and the arena of key characters.
+  std::unordered_map<std::string_view, std::uint32_t> index_;
+  std::vector<std::unique_ptr<char[]>> arena_;
+  std::size_t arena_used_ = 0;   // bytes used in arena_.back()
+  std::size_t arena_bytes_ = 0;  // total bytes allocated in arena_
+  // Slots: written under mutex_, read without it (see the class comment).
+  std::array<std::atomic<std::string_view*>, max_chunks> chunks_{};
+  std::vector<std::unique_ptr<std::string_view[]>> chunk_owner_;
+  std::atomic<std::uint32_t> size_{0};
+};
+
+}  // namespace informer::detail

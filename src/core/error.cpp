@@ -1,0 +1,36 @@
+#include "informer/core/error.hpp"
+
+namespace informer {
+namespace {
+
+class category final : public boost::system::error_category {
+public:
+  const char* name() const noexcept override { return "informer"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+      case errc::ok: return "success";
+      case errc::invalid_json: return "invalid JSON";
+      case errc::not_an_object: return "not a JSON object";
+      case errc::missing_name: return "object has no metadata.name";
+      case errc::invalid_field: return "field has the wrong type";
+      case errc::invalid_key: return "invalid object key";
+      case errc::invalid_selector: return "invalid selector";
+      case errc::invalid_label: return "invalid label";
+      case errc::object_too_large: return "object too large";
+      case errc::not_found: return "not found";
+      case errc::already_exists: return "already exists";
+      case errc::index_not_found: return "no such index";
+      case errc::closed: return "closed";
+    }
+    return "unknown informer error";
+  }
+};
+
+}  // namespace
+
+const boost::system::error_category& error_category() noexcept {
+  static const category instance;
+  return instance;
+}
+
+}  // namespace informer
