@@ -21,6 +21,19 @@ public:
       case errc::already_exists: return "already exists";
       case errc::index_not_found: return "no such index";
       case errc::closed: return "closed";
+      case errc::end_of_stream: return "the watch ended";
+      case errc::expired: return "resource version expired (410 Gone)";
+      case errc::resource_version_too_large: return "resource version too large";
+      case errc::bad_request: return "bad request (400)";
+      case errc::unauthorized: return "unauthorized (401)";
+      case errc::forbidden: return "forbidden (403)";
+      case errc::conflict: return "conflict (409)";
+      case errc::invalid: return "invalid (422)";
+      case errc::too_many_requests: return "too many requests (429)";
+      case errc::server_error: return "server error (5xx)";
+      case errc::server_timeout: return "server timeout";
+      case errc::api_error: return "API error";
+      case errc::malformed_response: return "malformed response";
     }
     return "unknown informer error";
   }

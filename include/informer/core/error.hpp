@@ -33,6 +33,20 @@ enum class errc {
   already_exists,        ///< indexer name or object already present
   index_not_found,       ///< no indexer registered under that name
   closed,                ///< the queue or stream was closed
+  // Answers of a source (API server or etcd), mapped from their status codes and reasons.
+  end_of_stream,               ///< a watch ended normally (server timeout, client timeout)
+  expired,                     ///< 410 Gone / "Expired": the resourceVersion or continue token is too old
+  resource_version_too_large,  ///< the resourceVersion is newer than the server has seen
+  bad_request,                 ///< 400
+  unauthorized,                ///< 401: missing or wrong credentials
+  forbidden,                   ///< 403: authenticated, but not allowed (RBAC)
+  conflict,                    ///< 409: optimistic-concurrency failure, or already exists on create
+  invalid,                     ///< 422: the object failed validation
+  too_many_requests,           ///< 429: throttled; retry after the server's delay
+  server_error,                ///< 5xx
+  server_timeout,              ///< 504 / "Timeout": the server gave up waiting
+  api_error,                   ///< any other failure status
+  malformed_response,          ///< a frame or body the client could not decode
 };
 
 /// The category of `errc`; its name is "informer".

@@ -1,0 +1,129 @@
+// informer/client/reflector.hpp
+//
+// A reflector keeps a store in step with a source: it lists the resource (in pages), hands the
+// items to the store with `replace`, then watches from the list's resourceVersion and applies each
+// event in order. It is client-go's Reflector:
+//   - a watch that ends normally (the server's timeout, or the client's own randomised 5-10
+//     minute timeout) is reopened from the last resourceVersion seen, bookmarks included,
+//     without relisting;
+//   - "expired" (410 Gone) at watch open or as an ERROR event, and "too large resource version",
+//     force a relist; a relist after expiry asks for the most recent state (resourceVersion "")
+//     so the server cannot answer from an equally stale cache;
+//   - an expired continue token during a paged list falls back to a full list;
+//   - every failure goes to the watch-error handler and the metrics hooks, then the loop waits an
+//     exponential, jittered backoff (see `backoff`) before trying again;
+//   - an optional resync period calls the store's `resync` when `should_resync` agrees.
+//
+// The loop is a coroutine on the source's executor: no thread of its own.
+//
+// Thread safety: `start`, `stop`, `last_sync_resource_version`, `set_watch_error_handler` and
+// `join` are thread-safe. The store is called from the source's executor only, one call at a
+// time. Lifetimes: the store, the source and any handler must outlive the loop: call `stop()`
+// and then `join()` (not from the executor's own threads) before destroying them.
+#pragma once
+
+#include "informer/client/backoff.hpp"
+#include "informer/client/lister_watcher.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace informer {
+
+/// What a reflector writes into; an informer's DeltaFIFO sits behind it.
+class reflector_store {
+public:
+  virtual ~reflector_store() = default;
+  virtual void add(object::ptr obj) = 0;
+  virtual void update(object::ptr obj) = 0;
+  virtual void remove(object::ptr obj) = 0;
+  virtual void replace(std::vector<object::ptr> objects, std::string resource_version) = 0;
+  virtual void resync() = 0;
+};
+
+/// Optional observation points; each may be empty. Called on the source's executor.
+struct reflector_metrics {
+  std::function<void(std::size_t items, std::chrono::nanoseconds took)> on_list;
+  std::function<void()> on_watch_open;
+  std::function<void(std::size_t events)> on_watch_close;
+  std::function<void(const informer::error& e)> on_error;
+  std::function<void(std::chrono::nanoseconds delay)> on_backoff;
+  std::function<void(const std::string& reason)> on_relist;
+};
+
+struct reflector_options {
+  /// Used in error texts ("pods in default", ...).
+  std::string name = "reflector";
+  std::string label_selector{};
+  std::string field_selector{};
+  /// Page size of lists; 0 lists everything in one response.
+  std::int64_t page_size = 500;
+  /// The very first list asks for resourceVersion "0" (served from the API server's cache).
+  bool initial_list_from_cache = true;
+  /// Watches ask the server to end them after a random time in [min, 2*min).
+  std::chrono::seconds min_watch_timeout = std::chrono::minutes(5);
+  bool allow_bookmarks = true;
+  /// Zero disables resync.
+  std::chrono::nanoseconds resync_period{0};
+  /// Asked before each resync; empty means always.
+  std::function<bool()> should_resync{};
+  backoff_options backoff{};
+  reflector_metrics metrics{};
+};
+
+class reflector : public std::enable_shared_from_this<reflector> {
+public:
+  static std::shared_ptr<reflector> create(std::shared_ptr<lister_watcher> source, reflector_store& store,
+                                           reflector_options options = {});
+  ~reflector();
+  reflector(const reflector&) = delete;
+  reflector& operator=(const reflector&) = delete;
+
+  /// Starts the list-and-watch loop on the source's executor. Later calls do nothing.
+  void start();
+  /// Asks the loop to end: cancels the open watch and any backoff wait. Returns at once.
+  void stop();
+  /// Blocks until the loop has ended (after `stop`). Never call it from the executor's threads.
+  void join();
+  bool running() const;
+
+  /// The resourceVersion of the last list or event applied ("" before the first list).
+  std::string last_sync_resource_version() const;
+
+  /// Called with every failure (list, watch open, stream error); replaces the previous handler.
+  void set_watch_error_handler(std::function<void(const informer::error&)> handler);
+
+  // Private: use create().
+  struct passkey {
+  private:
+    passkey() = default;
+    friend class reflector;
+  };
+  reflector(passkey, std::shared_ptr<lister_watcher> source, reflector_store& store, reflector_options options);
+
+private:
+  struct loop;
+  friend struct loop;
+
+  std::shared_ptr<lister_watcher> source_;
+  reflector_store& store_;
+  reflector_options options_;
+
+  mutable std::mutex mutex_;  // guards everything below
+  std::condition_variable ended_cv_;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool ended_ = false;
+  std::string last_sync_resource_version_;
+  std::function<void(const informer::error&)> error_handler_;
+  std::shared_ptr<watch_stream> watch_;            // the open watch, to cancel on stop
+  std::function<void()> cancel_wait_;              // cancels the current backoff / resync wait
+};
+
+}  // namespace informer

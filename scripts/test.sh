@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test suite, from a fresh Debian machine to a verdict: installs what is missing, builds, runs
+# the unit, consumer and integration tests, then the unit tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer.
+#
+#   scripts/test.sh            everything
+#   INFORMER_SKIP_SANITIZERS=1 scripts/test.sh    skip the sanitizer builds (local iteration)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=${INFORMER_JOBS:-$(nproc)}
+
+"$root/scripts/install-deps.sh"
+
+step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+
+step "build (RelWithDebInfo)"
+cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build/ci -j "$jobs"
+
+step "unit, example and consumer tests"
+ctest --test-dir build/ci -L 'unit|consumer|example' -j "$jobs" --output-on-failure
+
+if [[ "${INFORMER_SKIP_SANITIZERS:-0}" != 1 ]]; then
+  sanitizer_build() {  # name, flags
+    local dir=build/ci-$1
+    step "unit tests under $1"
+    cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DINFORMER_BUILD_EXAMPLES=OFF \
+      -DINFORMER_BUILD_BENCHMARKS=OFF -DINFORMER_INSTALL=OFF \
+      "-DCMAKE_CXX_FLAGS=-O1 -g -fno-omit-frame-pointer $2" >/dev/null
+    cmake --build "$dir" -j "$jobs" --target unit_tests
+    ctest --test-dir "$dir" -L unit -j "$jobs" --output-on-failure
+  }
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  sanitizer_build asan-ubsan "-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  sanitizer_build tsan "-fsanitize=thread"
+fi
+step "all tests passed"

@@ -1,0 +1,324 @@
+#include "informer/client/reflector.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <random>
+
+namespace informer {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto awaitable_tuple = asio::as_tuple(asio::use_awaitable);
+
+bool is(const informer::error& e, errc code) { return e.code() == make_error_code(code); }
+
+bool relist_from_scratch(const informer::error& e) {
+  return is(e, errc::expired) || is(e, errc::resource_version_too_large);
+}
+
+}  // namespace
+
+// The loop's state. Everything here is confined to `strand`; the reflector's mutex guards only
+// what other threads read or poke (flags, last resourceVersion, the open watch).
+struct reflector::loop {
+  std::shared_ptr<reflector> self;
+  asio::strand<asio::any_io_executor> strand;
+  asio::steady_timer timer;                 // backoff and "connection refused" waits
+  asio::steady_timer resync_timer;
+  asio::cancellation_signal cancel_list;    // cancels an outstanding list on stop
+  backoff delays;
+  std::mt19937_64 rng{std::random_device{}()};
+  // A relist must ask for the most recent state: the last resourceVersion is gone or unusable.
+  bool resource_version_unavailable = false;
+  int running = 0;  // coroutines still running
+
+  explicit loop(std::shared_ptr<reflector> r)
+      : self(std::move(r)),
+        strand(asio::make_strand(self->source_->get_executor())),
+        timer(strand),
+        resync_timer(strand),
+        delays(self->options_.backoff) {}
+
+  const reflector_options& options() const { return self->options_; }
+
+  bool stopping() const {
+    std::lock_guard lock(self->mutex_);
+    return self->stopping_;
+  }
+
+  void report(const informer::error& e) {
+    if (options().metrics.on_error) options().metrics.on_error(e);
+    std::function<void(const informer::error&)> handler;
+    {
+      std::lock_guard lock(self->mutex_);
+      handler = self->error_handler_;
+    }
+    if (handler) handler(e);
+  }
+
+  void set_last(std::string rv) {
+    std::lock_guard lock(self->mutex_);
+    self->last_sync_resource_version_ = std::move(rv);
+  }
+
+  std::string last() const {
+    std::lock_guard lock(self->mutex_);
+    return self->last_sync_resource_version_;
+  }
+
+  // Called on the strand when stop() is requested.
+  void cancel_all() {
+    timer.cancel();
+    resync_timer.cancel();
+    cancel_list.emit(asio::cancellation_type::all);
+  }
+
+  std::string relist_resource_version() const {
+    if (resource_version_unavailable) return "";
+    auto rv = last();
+    if (rv.empty()) return options().initial_list_from_cache ? "0" : "";
+    return rv;
+  }
+
+  asio::awaitable<informer::error> list() {
+    const auto started = std::chrono::steady_clock::now();
+    list_options request{.label_selector = options().label_selector,
+                         .field_selector = options().field_selector,
+                         .limit = options().page_size,
+                         .resource_version = relist_resource_version()};
+    const auto first_rv = request.resource_version;
+    std::vector<object::ptr> items;
+    std::string list_rv;
+    for (;;) {
+      auto [e, page] = co_await self->source_->async_list(
+          request, asio::bind_cancellation_slot(cancel_list.slot(), awaitable_tuple));
+      if (e) {
+        if (is(e, errc::expired) && !request.continue_token.empty()) {
+          // The continue token outlived the server's compaction: take the rest in one full list.
+          request.continue_token.clear();
+          request.limit = 0;
+          request.resource_version = first_rv;
+          items.clear();
+          continue;
+        }
+        if (relist_from_scratch(e) && !first_rv.empty()) resource_version_unavailable = true;
+        co_return e;
+      }
+      if (items.empty()) {
+        items = std::move(page.items);
+      } else {
+        items.insert(items.end(), std::make_move_iterator(page.items.begin()), std::make_move_iterator(page.items.end()));
+      }
+      list_rv = page.resource_version;
+      if (page.continue_token.empty() || stopping()) break;
+      request.continue_token = std::move(page.continue_token);
+      request.resource_version.clear();  // the token carries the snapshot's revision
+    }
+    if (stopping()) co_return informer::error{};
+    const auto count = items.size();
+    self->store_.replace(std::move(items), list_rv);
+    resource_version_unavailable = false;
+    set_last(list_rv);
+    if (options().metrics.on_list) options().metrics.on_list(count, std::chrono::steady_clock::now() - started);
+    co_return informer::error{};
+  }
+
+  // Watches until the stream fails; returns the reason (empty when stopping).
+  asio::awaitable<informer::error> watch() {
+    for (;;) {
+      if (stopping()) co_return informer::error{};
+      std::uniform_real_distribution<double> spread(1.0, 2.0);
+      const auto timeout = std::chrono::seconds(
+          static_cast<std::int64_t>(static_cast<double>(options().min_watch_timeout.count()) * spread(rng)));
+      watch_options request{.label_selector = options().label_selector,
+                            .field_selector = options().field_selector,
+                            .resource_version = last(),
+                            .allow_bookmarks = options().allow_bookmarks,
+                            .timeout = timeout};
+      auto [e, stream] = co_await self->source_->async_watch(
+          request, asio::bind_cancellation_slot(cancel_list.slot(), awaitable_tuple));
+      if (stopping()) {
+        if (stream) stream->cancel();
+        co_return informer::error{};
+      }
+      if (e) {
+        if (e.code() == asio::error::connection_refused) {
+          // The server is probably restarting: wait, then watch again from the same version.
+          report(e);
+          if (!co_await wait(delays.next())) co_return informer::error{};
+          continue;
+        }
+        co_return e;
+      }
+      {
+        std::lock_guard lock(self->mutex_);
+        if (self->stopping_) {
+          stream->cancel();
+          co_return informer::error{};
+        }
+        self->watch_ = stream;
+      }
+      if (options().metrics.on_watch_open) options().metrics.on_watch_open();
+      auto result = co_await consume(*stream);
+      {
+        std::lock_guard lock(self->mutex_);
+        self->watch_.reset();
+      }
+      if (result.first) co_return *result.first;
+      if (options().metrics.on_watch_close) options().metrics.on_watch_close(result.second);
+    }
+  }
+
+  // Applies a stream's events; returns an error to relist for, or nothing to reopen the watch.
+  asio::awaitable<std::pair<std::optional<informer::error>, std::size_t>> consume(watch_stream& stream) {
+    const auto opened = std::chrono::steady_clock::now();
+    std::size_t events = 0;
+    for (;;) {
+      auto [e, event] = co_await stream.async_next(awaitable_tuple);
+      if (stopping()) co_return std::pair{std::optional<informer::error>{informer::error{}}, events};
+      if (e) {
+        if (is(e, errc::end_of_stream)) {
+          if (events == 0 && std::chrono::steady_clock::now() - opened < std::chrono::seconds(1)) {
+            co_return std::pair{std::optional<informer::error>{informer::error{
+                                    errc::end_of_stream,
+                                    options().name + ": the watch closed within a second without any event"}},
+                                events};
+          }
+          co_return std::pair{std::optional<informer::error>{}, events};
+        }
+        co_return std::pair{std::optional<informer::error>{e}, events};
+      }
+      switch (event.type) {
+        case watch_event_type::added: self->store_.add(event.obj); break;
+        case watch_event_type::modified: self->store_.update(event.obj); break;
+        case watch_event_type::deleted: self->store_.remove(event.obj); break;
+        case watch_event_type::bookmark: break;
+        case watch_event_type::error:
+          co_return std::pair{std::optional<informer::error>{event.error_status.to_error()}, events};
+      }
+      if (!event.resource_version.empty()) set_last(std::move(event.resource_version));
+      ++events;
+    }
+  }
+
+  // Waits `delay` unless stopped first; false when stopped.
+  asio::awaitable<bool> wait(std::chrono::nanoseconds delay) {
+    if (options().metrics.on_backoff) options().metrics.on_backoff(delay);
+    timer.expires_after(delay);
+    co_await timer.async_wait(awaitable_tuple);
+    co_return !stopping();
+  }
+
+  asio::awaitable<void> run() {
+    while (!stopping()) {
+      auto e = co_await list();
+      if (!e && !stopping()) e = co_await watch();
+      if (stopping()) break;
+      if (e) {
+        report(e);
+        if (relist_from_scratch(e) && options().metrics.on_relist) options().metrics.on_relist(e.what());
+      }
+      if (!co_await wait(delays.next())) break;
+    }
+  }
+
+  asio::awaitable<void> resync() {
+    const auto period = options().resync_period;
+    while (!stopping()) {
+      resync_timer.expires_after(period);
+      co_await resync_timer.async_wait(awaitable_tuple);
+      if (stopping()) break;
+      if (!options().should_resync || options().should_resync()) self->store_.resync();
+    }
+  }
+
+  void finished() {
+    if (--running > 0) return;
+    std::lock_guard lock(self->mutex_);
+    self->ended_ = true;
+    self->cancel_wait_ = nullptr;  // drops the loop's last reference to itself
+    self->ended_cv_.notify_all();
+  }
+};
+
+std::shared_ptr<reflector> reflector::create(std::shared_ptr<lister_watcher> source, reflector_store& store,
+                                             reflector_options options) {
+  return std::make_shared<reflector>(passkey{}, std::move(source), store, std::move(options));
+}
+
+reflector::reflector(passkey, std::shared_ptr<lister_watcher> source, reflector_store& store,
+                     reflector_options options)
+    : source_(std::move(source)), store_(store), options_(std::move(options)) {}
+
+reflector::~reflector() = default;
+
+void reflector::start() {
+  auto state = std::make_shared<loop>(shared_from_this());
+  {
+    std::lock_guard lock(mutex_);
+    if (started_ || stopping_) return;
+    started_ = true;
+    // stop() posts this to the strand, where the loop's timers and signals live.
+    cancel_wait_ = [state] { asio::post(state->strand, [state] { state->cancel_all(); }); };
+  }
+  state->running = options_.resync_period.count() > 0 ? 2 : 1;
+  asio::co_spawn(state->strand, [state]() -> asio::awaitable<void> {
+    co_await state->run();
+    state->finished();
+  }, asio::detached);
+  if (options_.resync_period.count() > 0) {
+    asio::co_spawn(state->strand, [state]() -> asio::awaitable<void> {
+      co_await state->resync();
+      state->finished();
+    }, asio::detached);
+  }
+}
+
+void reflector::stop() {
+  std::shared_ptr<watch_stream> watch;
+  std::function<void()> cancel;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    if (!started_) ended_ = true;
+    watch = watch_;
+    cancel = cancel_wait_;
+  }
+  if (watch) watch->cancel();
+  if (cancel) cancel();
+  ended_cv_.notify_all();
+}
+
+void reflector::join() {
+  std::unique_lock lock(mutex_);
+  ended_cv_.wait(lock, [&] { return ended_ || !started_; });
+}
+
+bool reflector::running() const {
+  std::lock_guard lock(mutex_);
+  return started_ && !ended_;
+}
+
+std::string reflector::last_sync_resource_version() const {
+  std::lock_guard lock(mutex_);
+  return last_sync_resource_version_;
+}
+
+void reflector::set_watch_error_handler(std::function<void(const informer::error&)> handler) {
+  std::lock_guard lock(mutex_);
+  error_handler_ = std::move(handler);
+}
+
+}  // namespace informer
