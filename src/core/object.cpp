@@ -127,7 +127,9 @@ struct object_builder {
   }
 };
 
-object::~object() = default;
+object::~object() {
+  if (!packed_.empty()) packed::release_shared(packed::value_ref(packed_.data()));
+}
 
 detailed_result<object::ptr> object::parse(std::string_view json_text, const object_options& options) {
   if (json_text.size() > options.max_bytes) {

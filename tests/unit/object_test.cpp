@@ -130,3 +130,21 @@ BOOST_AUTO_TEST_CASE(keys_split_and_join) {
     BOOST_TEST(r.error().code() == make_error_code(errc::invalid_key));
   }
 }
+
+BOOST_AUTO_TEST_CASE(value_throws_with_the_detail) {
+  auto r = object::parse("[]");
+  BOOST_CHECK_EXCEPTION(r.value(), boost::system::system_error, [](const boost::system::system_error& e) {
+    return std::string(e.what()).find("not a JSON object") != std::string::npos;
+  });
+}
+
+BOOST_AUTO_TEST_CASE(shared_strings_survive_their_first_owner) {
+  // Two pods share most strings; dropping the first must leave the second intact.
+  auto a = must_parse(informer::testing::sample_pod_json(1));
+  auto b = must_parse(informer::testing::sample_pod_json(2));
+  const auto before = b->to_json();
+  a.reset();
+  for (int i = 0; i < 200; ++i) must_parse(informer::testing::sample_pod_json(1000 + i));  // churn the table
+  BOOST_TEST(b->to_json() == before);
+  BOOST_TEST(b->field("spec.containers.0.image")->as_string() == "registry.example.com/team/web:v1.4.2");
+}

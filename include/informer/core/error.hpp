@@ -78,6 +78,12 @@ private:
   std::string detail_;
 };
 
+/// Lets `detailed_result<T>::value()` throw a `boost::system::system_error` carrying the detail
+/// text (found by argument-dependent lookup).
+inline void throw_exception_from_error(const error& e, const boost::source_location& loc) {
+  boost::throw_exception(boost::system::system_error(e.code(), e.detail()), loc);
+}
+
 /// Fallible return type whose error carries a detail message.
 template <class T>
 using detailed_result = boost::system::result<T, error>;
@@ -89,9 +95,3 @@ template <>
 struct is_error_code_enum<informer::errc> : std::true_type {};
 }  // namespace boost::system
 
-namespace boost::system {
-// Lets `detailed_result<T>::value()` throw a system_error carrying the detail text.
-inline void throw_exception_from_error(const informer::error& e, const boost::source_location& loc) {
-  boost::throw_exception(boost::system::system_error(e.code(), e.detail()), loc);
-}
-}  // namespace boost::system

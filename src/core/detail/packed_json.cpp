@@ -1,6 +1,7 @@
 #include "core/detail/packed_json.hpp"
 
 #include "core/detail/key_table.hpp"
+#include "core/detail/value_table.hpp"
 
 #include <boost/json.hpp>
 
@@ -17,14 +18,19 @@ void put_varint(std::string& out, std::uint64_t v) {
 
 void put_tag(std::string& out, tag t) { out.push_back(static_cast<char>(t)); }
 
-void put_key(std::string& out, std::string_view key) {
+constexpr std::uint32_t no_key = 0xffffffff;
+constexpr std::uint32_t root_key = 0xfffffffe;
+
+// Returns the key's interned id, or no_key when it is stored inline.
+std::uint32_t put_key(std::string& out, std::string_view key) {
   if (auto id = key_table::instance().intern(key)) {
     put_varint(out, std::uint64_t{*id} + 1);
-  } else {
-    out.push_back('\0');
-    put_varint(out, key.size());
-    out.append(key);
+    return *id;
   }
+  out.push_back('\0');
+  put_varint(out, key.size());
+  out.append(key);
+  return no_key;
 }
 
 // Writes a container: tag, content length, count, then the content produced by `body`. The
@@ -44,60 +50,112 @@ void put_container(std::string& out, tag t, std::size_t count, Body&& body) {
   out.replace(slot, reserve, len);
 }
 
+// One object's encoding. A string's position is (the key of the object that holds it, its own
+// key); array elements take the position of the array.
+struct encoder {
+  std::string& out;
+  value_table::session shared;
+
+  void value(const boost::json::value& v, std::uint32_t context, std::uint32_t key) {
+    switch (v.kind()) {
+      case boost::json::kind::null: put_tag(out, tag::null); break;
+      case boost::json::kind::bool_: put_tag(out, v.get_bool() ? tag::true_ : tag::false_); break;
+      case boost::json::kind::int64: {
+        put_tag(out, tag::int64);
+        const std::int64_t i = v.get_int64();
+        put_varint(out, (static_cast<std::uint64_t>(i) << 1) ^ static_cast<std::uint64_t>(i >> 63));
+        break;
+      }
+      case boost::json::kind::uint64: put_tag(out, tag::uint64); put_varint(out, v.get_uint64()); break;
+      case boost::json::kind::double_: {
+        put_tag(out, tag::double_);
+        const double d = v.get_double();
+        char bytes[8];
+        std::memcpy(bytes, &d, 8);
+        out.append(bytes, 8);
+        break;
+      }
+      case boost::json::kind::string: {
+        const std::string_view text = v.get_string();
+        if (context != no_key && key != no_key) {
+          if (auto id = shared.acquire((std::uint64_t{context} << 32) | key, text)) {
+            put_tag(out, tag::shared_string);
+            put_varint(out, *id);
+            break;
+          }
+        }
+        put_tag(out, tag::string);
+        put_varint(out, text.size());
+        out.append(text);
+        break;
+      }
+      case boost::json::kind::array: {
+        const auto& a = v.get_array();
+        if (a.empty()) {
+          put_tag(out, tag::empty_array);
+          break;
+        }
+        put_container(out, tag::array, a.size(), [&] {
+          for (const auto& e : a) value(e, context, key);
+        });
+        break;
+      }
+      case boost::json::kind::object: {
+        const auto& o = v.get_object();
+        if (o.empty()) {
+          put_tag(out, tag::empty_object);
+          break;
+        }
+        put_container(out, tag::object, o.size(), [&] {
+          for (const auto& m : o) {
+            const auto member = put_key(out, m.key());
+            value(m.value(), key, member);
+          }
+        });
+        break;
+      }
+    }
+  }
+};
+
 }  // namespace
 
 void encode(const boost::json::value& v, std::string& out) {
-  switch (v.kind()) {
-    case boost::json::kind::null: put_tag(out, tag::null); break;
-    case boost::json::kind::bool_: put_tag(out, v.get_bool() ? tag::true_ : tag::false_); break;
-    case boost::json::kind::int64: {
-      put_tag(out, tag::int64);
-      const std::int64_t i = v.get_int64();
-      put_varint(out, (static_cast<std::uint64_t>(i) << 1) ^ static_cast<std::uint64_t>(i >> 63));
-      break;
-    }
-    case boost::json::kind::uint64: put_tag(out, tag::uint64); put_varint(out, v.get_uint64()); break;
-    case boost::json::kind::double_: {
-      put_tag(out, tag::double_);
-      const double d = v.get_double();
-      char bytes[8];
-      std::memcpy(bytes, &d, 8);
-      out.append(bytes, 8);
-      break;
-    }
-    case boost::json::kind::string: {
-      const auto& s = v.get_string();
-      put_tag(out, tag::string);
-      put_varint(out, s.size());
-      out.append(s.data(), s.size());
-      break;
-    }
-    case boost::json::kind::array: {
-      const auto& a = v.get_array();
-      if (a.empty()) {
-        put_tag(out, tag::empty_array);
+  encoder e{out, value_table::session(value_table::instance())};
+  e.value(v, no_key, root_key);
+}
+
+void release_shared(value_ref v) {
+  std::vector<std::uint32_t> ids;
+  auto collect = [&ids](auto& self, value_ref x) -> void {
+    switch (x.type()) {
+      case tag::shared_string: {
+        const char* q = x.raw() + 1;
+        ids.push_back(static_cast<std::uint32_t>(read_varint(q)));
         break;
       }
-      put_container(out, tag::array, a.size(), [&] {
-        for (const auto& e : a) encode(e, out);
-      });
-      break;
-    }
-    case boost::json::kind::object: {
-      const auto& o = v.get_object();
-      if (o.empty()) {
-        put_tag(out, tag::empty_object);
+      case tag::array:
+        x.for_each_element([&](value_ref e) {
+          self(self, e);
+          return true;
+        });
         break;
-      }
-      put_container(out, tag::object, o.size(), [&] {
-        for (const auto& m : o) {
-          put_key(out, m.key());
-          encode(m.value(), out);
-        }
-      });
-      break;
+      case tag::object:
+        x.for_each_member([&](std::string_view, value_ref e) {
+          self(self, e);
+          return true;
+        });
+        break;
+      default: break;
     }
-  }
+  };
+  collect(collect, v);
+  value_table::instance().release(ids);
+}
+
+std::string_view value_ref::shared_text() const noexcept {
+  const char* q = p_ + 1;
+  return value_table::instance().lookup(static_cast<std::uint32_t>(read_varint(q)));
 }
 
 std::string_view value_ref::read_key(const char*& q) noexcept {
@@ -146,7 +204,8 @@ const char* value_ref::end() const noexcept {
     case tag::empty_array:
     case tag::empty_object: return q;
     case tag::int64:
-    case tag::uint64: read_varint(q); return q;
+    case tag::uint64:
+    case tag::shared_string: read_varint(q); return q;
     case tag::double_: return q + 8;
     case tag::string:
     case tag::array:
@@ -189,7 +248,8 @@ boost::json::value decode(value_ref v, boost::json::storage_ptr sp) {
     case tag::int64: return boost::json::value(v.as_int64(), sp);
     case tag::uint64: return boost::json::value(v.as_uint64(), sp);
     case tag::double_: return boost::json::value(v.as_double(), sp);
-    case tag::string: return boost::json::value(boost::json::string_view(v.as_string()), sp);
+    case tag::string:
+    case tag::shared_string: return boost::json::value(boost::json::string_view(v.as_string()), sp);
     case tag::empty_array: return boost::json::array(sp);
     case tag::empty_object: return boost::json::object(sp);
     case tag::array: {

@@ -6,6 +6,7 @@
 //            | 7 array (varint content bytes, varint count, value*)
 //            | 8 object (varint content bytes, varint count, (keyref value)*)
 //            | 9 empty array | 10 empty object   (managedFields are full of `{}`)
+//            | 11 shared string (varint id in value_table; the body holds one reference)
 //   keyref  := varint k; k > 0: interned key id k-1 (see key_table); k = 0: varint length and
 //              the key's bytes follow
 //
@@ -26,9 +27,10 @@
 namespace informer::detail::packed {
 
 enum class tag : std::uint8_t { null = 0, false_ = 1, true_ = 2, int64 = 3, uint64 = 4, double_ = 5, string = 6, array = 7, object = 8,
-                            empty_array = 9, empty_object = 10 };
+                            empty_array = 9, empty_object = 10, shared_string = 11 };
 
-/// Appends the packed form of `v` to `out`.
+/// Appends the packed form of `v` to `out`. The result holds references to shared strings:
+/// pass it to `release_shared` once, before the bytes are discarded.
 void encode(const boost::json::value& v, std::string& out);
 
 inline std::uint64_t read_varint(const char*& p) noexcept {
@@ -50,12 +52,13 @@ public:
 
   bool valid() const noexcept { return p_ != nullptr; }
   tag type() const noexcept { return static_cast<tag>(*p_); }
-  bool is_string() const noexcept { return valid() && type() == tag::string; }
+  bool is_string() const noexcept { return valid() && (type() == tag::string || type() == tag::shared_string); }
   bool is_object() const noexcept { return valid() && (type() == tag::object || type() == tag::empty_object); }
   bool is_array() const noexcept { return valid() && (type() == tag::array || type() == tag::empty_array); }
   bool is_null() const noexcept { return !valid() || type() == tag::null; }
 
   std::string_view as_string() const noexcept {
+    if (type() == tag::shared_string) return shared_text();
     const char* q = p_ + 1;
     const auto n = read_varint(q);
     return {q, static_cast<std::size_t>(n)};
@@ -111,10 +114,17 @@ public:
   value_ref at(std::size_t i) const noexcept;
 
   static std::string_view read_key(const char*& q) noexcept;
+  const char* raw() const noexcept { return p_; }
 
 private:
+  std::string_view shared_text() const noexcept;
+
   const char* p_ = nullptr;
 };
+
+class value_ref;
+/// Drops the shared-string references held by an encoded body.
+void release_shared(value_ref v);
 
 /// Decodes a packed value into a JSON value.
 boost::json::value decode(value_ref v, boost::json::storage_ptr sp = {});
