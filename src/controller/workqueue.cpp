@@ -1,0 +1,200 @@
+#include "informer/controller/workqueue.hpp"
+
+#include <utility>
+
+namespace informer {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+// now + delay, saturating instead of overflowing for absurdly long delays.
+steady::time_point deadline_after(steady::time_point now, std::chrono::nanoseconds delay) {
+  if (delay > steady::time_point::max() - now) return steady::time_point::max();
+  return now + std::chrono::duration_cast<steady::duration>(delay);
+}
+
+}  // namespace
+
+workqueue::workqueue(workqueue_options options)
+    : limiter_(options.limiter ? std::move(options.limiter) : make_default_controller_rate_limiter()),
+      metrics_(std::move(options.metrics)) {}
+
+workqueue::~workqueue() { shut_down(); }
+
+void workqueue::add(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
+    if (shutting_down_) return;
+    add_locked(key, steady::now());
+  }
+  ready_cv_.notify_one();
+}
+
+void workqueue::add_locked(const std::string& key, time_point now) {
+  const auto [it, inserted] = dirty_.try_emplace(key, now);
+  if (!inserted) return;  // already queued, or already marked for another round
+  if (metrics_.on_add) metrics_.on_add(key);
+  if (processing_.contains(key)) return;  // done() will queue it
+  queue_.push_back(&it->first);
+  if (metrics_.on_depth) metrics_.on_depth(queue_.size());
+}
+
+void workqueue::add_after(const std::string& key, std::chrono::nanoseconds delay) {
+  if (delay <= std::chrono::nanoseconds::zero()) {
+    add(key);
+    return;
+  }
+  std::lock_guard lock(mu_);
+  if (shutting_down_) return;
+  const auto deadline = deadline_after(steady::now(), delay);
+  if (const auto known = waiting_index_.find(key); known != waiting_index_.end()) {
+    if (known->second->first <= deadline) return;  // the earlier deadline wins
+    // The index's key views the entry's string: drop the index first.
+    const auto stale = known->second;
+    waiting_index_.erase(known);
+    waiting_.erase(stale);
+  }
+  const auto entry = waiting_.emplace(deadline, key);
+  waiting_index_.emplace(entry->second, entry);
+  start_timer_locked();
+  // Only a new earliest deadline changes how long the timer thread should sleep.
+  if (entry == waiting_.begin()) timer_cv_.notify_one();
+}
+
+void workqueue::add_rate_limited(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
+    if (shutting_down_) return;
+    if (metrics_.on_retry) metrics_.on_retry(key);
+  }
+  add_after(key, limiter_->when(key));
+}
+
+void workqueue::forget(const std::string& key) { limiter_->forget(key); }
+
+int workqueue::num_requeues(const std::string& key) const { return limiter_->num_requeues(key); }
+
+std::optional<std::string> workqueue::get() {
+  std::unique_lock lock(mu_);
+  ready_cv_.wait(lock, [this] { return !queue_.empty() || shutting_down_; });
+  // A plain shutdown empties the queue, so an empty queue is the only way out.
+  if (queue_.empty()) return std::nullopt;
+
+  const std::string* key = queue_.front();
+  queue_.pop_front();
+  if (metrics_.on_depth) metrics_.on_depth(queue_.size());
+  const auto now = steady::now();
+  auto node = dirty_.extract(*key);
+  if (metrics_.on_queue_latency) metrics_.on_queue_latency(now - node.mapped());
+  node.mapped() = now;
+  std::string result = node.key();
+  processing_.insert(std::move(node));
+  return result;
+}
+
+void workqueue::done(const std::string& key) {
+  bool requeued = false;
+  bool drained = false;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = processing_.find(key);
+    if (it == processing_.end()) return;
+    if (metrics_.on_work_duration) metrics_.on_work_duration(steady::now() - it->second);
+    processing_.erase(it);
+    // After a plain shutdown dirty_ is empty, so nothing comes back.
+    if (const auto dirty = dirty_.find(key); dirty != dirty_.end()) {
+      queue_.push_back(&dirty->first);
+      if (metrics_.on_depth) metrics_.on_depth(queue_.size());
+      requeued = true;
+    }
+    drained = draining_ && queue_.empty() && processing_.empty();
+  }
+  if (requeued) ready_cv_.notify_one();
+  if (drained) drained_cv_.notify_all();
+}
+
+std::size_t workqueue::len() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+bool workqueue::shutting_down() const {
+  std::lock_guard lock(mu_);
+  return shutting_down_;
+}
+
+std::thread workqueue::begin_shutdown_locked(bool drain) {
+  shutting_down_ = true;
+  draining_ = drain;
+  waiting_.clear();
+  waiting_index_.clear();
+  if (!drain && !queue_.empty()) {
+    queue_.clear();
+    if (metrics_.on_depth) metrics_.on_depth(0);
+  }
+  if (!drain) dirty_.clear();
+  return std::move(timer_);
+}
+
+void workqueue::shut_down() {
+  std::thread timer;
+  {
+    std::lock_guard lock(mu_);
+    timer = begin_shutdown_locked(false);
+  }
+  ready_cv_.notify_all();
+  drained_cv_.notify_all();
+  timer_cv_.notify_all();
+  if (timer.joinable()) timer.join();
+}
+
+void workqueue::shut_down_with_drain() {
+  std::thread timer;
+  {
+    std::lock_guard lock(mu_);
+    timer = begin_shutdown_locked(true);
+  }
+  // Wakes idle workers so they see the shutdown once the queue is empty.
+  ready_cv_.notify_all();
+  timer_cv_.notify_all();
+  if (timer.joinable()) timer.join();
+
+  std::unique_lock lock(mu_);
+  drained_cv_.wait(lock, [this] { return !draining_ || (queue_.empty() && processing_.empty()); });
+}
+
+void workqueue::start_timer_locked() {
+  if (!timer_.joinable()) timer_ = std::thread([this] { timer_loop(); });
+}
+
+void workqueue::timer_loop() {
+  std::unique_lock lock(mu_);
+  while (!shutting_down_) {
+    if (waiting_.empty()) {
+      timer_cv_.wait(lock);
+      continue;
+    }
+    const auto deadline = waiting_.begin()->first;
+    const auto now = steady::now();
+    if (deadline > now) {
+      if (deadline == time_point::max()) {
+        timer_cv_.wait(lock);
+      } else {
+        timer_cv_.wait_until(lock, deadline);
+      }
+      continue;
+    }
+    bool added = false;
+    while (!waiting_.empty() && waiting_.begin()->first <= now) {
+      const auto entry = waiting_.begin();
+      waiting_index_.erase(entry->second);
+      add_locked(entry->second, now);
+      waiting_.erase(entry);
+      added = true;
+    }
+    if (added) ready_cv_.notify_all();
+  }
+}
+
+}  // namespace informer
