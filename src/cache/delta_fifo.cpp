@@ -168,19 +168,30 @@ void delta_fifo::requeue_locked(const std::string& key, delta_list deltas) {
 
 error_code delta_fifo::pop(const process_function& process) {
   std::unique_lock lock(mutex_);
-  std::string key;
   for (;;) {
-    auto ready = std::find_if(queue_.begin(), queue_.end(),
-                              [this](const std::string& k) { return !in_flight_.contains(k); });
-    if (ready != queue_.end()) {
-      key = std::move(*ready);
-      queue_.erase(ready);
-      break;
-    }
+    if (auto key = take_ready_locked()) return process_locked(lock, std::move(*key), process);
     if (closed_ && queue_.empty()) return errc::closed;
     cond_.wait(lock);
   }
+}
 
+std::optional<error_code> delta_fifo::try_pop(const process_function& process) {
+  std::unique_lock lock(mutex_);
+  if (auto key = take_ready_locked()) return process_locked(lock, std::move(*key), process);
+  if (closed_ && queue_.empty()) return make_error_code(errc::closed);
+  return std::nullopt;
+}
+
+std::optional<std::string> delta_fifo::take_ready_locked() {
+  auto ready = std::find_if(queue_.begin(), queue_.end(), [this](const std::string& k) { return !in_flight_.contains(k); });
+  if (ready == queue_.end()) return std::nullopt;
+  std::string key = std::move(*ready);
+  queue_.erase(ready);
+  return key;
+}
+
+error_code delta_fifo::process_locked(std::unique_lock<std::mutex>& lock, std::string key,
+                                      const process_function& process) {
   auto node = items_.extract(key);
   delta_list deltas = std::move(node.mapped());
   const bool is_in_initial_list = !has_synced_locked();

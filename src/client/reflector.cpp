@@ -33,6 +33,7 @@ bool relist_from_scratch(const informer::error& e) {
 // what other threads read or poke (flags, last resourceVersion, the open watch).
 struct reflector::loop {
   std::shared_ptr<reflector> self;
+  std::shared_ptr<reflector_store> store_owner;  // keeps a shared store alive while the loop runs
   asio::strand<asio::any_io_executor> strand;
   asio::steady_timer timer;                 // backoff and "connection refused" waits
   asio::steady_timer resync_timer;
@@ -257,6 +258,13 @@ std::shared_ptr<reflector> reflector::create(std::shared_ptr<lister_watcher> sou
   return std::make_shared<reflector>(passkey{}, std::move(source), store, std::move(options));
 }
 
+std::shared_ptr<reflector> reflector::create(std::shared_ptr<lister_watcher> source,
+                                             std::shared_ptr<reflector_store> store, reflector_options options) {
+  auto r = std::make_shared<reflector>(passkey{}, std::move(source), *store, std::move(options));
+  r->store_owner_ = std::move(store);
+  return r;
+}
+
 reflector::reflector(passkey, std::shared_ptr<lister_watcher> source, reflector_store& store,
                      reflector_options options)
     : source_(std::move(source)), store_(store), options_(std::move(options)) {}
@@ -269,6 +277,7 @@ void reflector::start() {
     std::lock_guard lock(mutex_);
     if (started_ || stopping_) return;
     started_ = true;
+    state->store_owner = std::move(store_owner_);
     // stop() posts this to the strand, where the loop's timers and signals live.
     cancel_wait_ = [state] { asio::post(state->strand, [state] { state->cancel_all(); }); };
   }
@@ -304,6 +313,11 @@ void reflector::stop() {
 void reflector::join() {
   std::unique_lock lock(mutex_);
   ended_cv_.wait(lock, [&] { return ended_ || !started_; });
+}
+
+bool reflector::join_for(std::chrono::nanoseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return ended_cv_.wait_for(lock, timeout, [&] { return ended_ || !started_; });
 }
 
 bool reflector::running() const {

@@ -532,3 +532,23 @@ BOOST_AUTO_TEST_CASE(concurrent_producers_and_one_consumer) { run_concurrent(1, 
 // Few keys, so that a key gets new deltas while in flight and reaches the front of the queue
 // before its processing ends.
 BOOST_AUTO_TEST_CASE(concurrent_producers_and_consumers_with_requeues) { run_concurrent(3, 1, 60, 5); }
+
+BOOST_AUTO_TEST_CASE(try_pop_never_waits) {
+  delta_fifo fifo;
+  int calls = 0;
+  auto count = [&](const std::string&, const delta_list&, bool) {
+    ++calls;
+    return process_result{};
+  };
+  BOOST_TEST(!fifo.try_pop(count).has_value());  // empty: nothing, at once
+  fifo.add(*object::parse(R"({"metadata":{"name":"a","namespace":"n"}})"));
+  auto r = fifo.try_pop(count);
+  BOOST_REQUIRE(r.has_value());
+  BOOST_TEST(!*r);
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(!fifo.try_pop(count).has_value());
+  fifo.close();
+  auto closed = fifo.try_pop(count);
+  BOOST_REQUIRE(closed.has_value());
+  BOOST_TEST(*closed == make_error_code(errc::closed));
+}

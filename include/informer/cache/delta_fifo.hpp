@@ -163,6 +163,11 @@ public:
   /// Errors: `errc::closed` once the queue is closed and empty, at once or after waiting.
   error_code pop(const process_function& process);
 
+  /// `pop` without waiting: nullopt when no key is ready (none queued, or all in flight);
+  /// `errc::closed` once the queue is closed and empty; else `process`'s error. For consumers
+  /// driven by an executor instead of a thread of their own.
+  std::optional<error_code> try_pop(const process_function& process);
+
   /// True once the first `replace` has been called (or any add/update/delete before it) and
   /// every key it queued has been popped and processed (counted when `process` returns, so that
   /// the consumer's store holds the initial list when this turns true). It never turns false.
@@ -189,6 +194,10 @@ private:
   // For each key in flight: its newest object, or null when its newest delta is a deletion.
   using in_flight_map = std::unordered_map<std::string, object::ptr, string_hash, std::equal_to<>>;
 
+  // Removes and returns the first queued key not in flight.
+  std::optional<std::string> take_ready_locked();
+  // Runs `process` on `key`'s deltas with `lock` released in between (see `pop`).
+  error_code process_locked(std::unique_lock<std::mutex>& lock, std::string key, const process_function& process);
   void queue_action_locked(delta_type type, std::string key, delta d);
   void requeue_locked(const std::string& key, delta_list deltas);
   bool has_synced_locked() const;

@@ -16,10 +16,13 @@
 //
 // The loop is a coroutine on the source's executor: no thread of its own.
 //
-// Thread safety: `start`, `stop`, `last_sync_resource_version`, `set_watch_error_handler` and
-// `join` are thread-safe. The store is called from the source's executor only, one call at a
-// time. Lifetimes: the store, the source and any handler must outlive the loop: call `stop()`
-// and then `join()` (not from the executor's own threads) before destroying them.
+// Thread safety: `start`, `stop`, `last_sync_resource_version`, `set_watch_error_handler`,
+// `join` and `join_for` are thread-safe. The store is called from the source's executor only, one
+// call at a time. Lifetimes: the loop keeps the source alive, and the store too when it is given
+// as a `shared_ptr`; a store given by reference (and any handler) must outlive the loop: call
+// `stop()` and then `join()` (not from the executor's own threads) before destroying it. The loop
+// can only end while its executor runs: `join` waits for that, `join_for` gives up after a while
+// (safe with a shared store: the loop then ends whenever the executor runs again or is destroyed).
 #pragma once
 
 #include "informer/client/backoff.hpp"
@@ -81,6 +84,9 @@ class reflector : public std::enable_shared_from_this<reflector> {
 public:
   static std::shared_ptr<reflector> create(std::shared_ptr<lister_watcher> source, reflector_store& store,
                                            reflector_options options = {});
+  /// As above; the loop shares ownership of the store until it ends.
+  static std::shared_ptr<reflector> create(std::shared_ptr<lister_watcher> source,
+                                           std::shared_ptr<reflector_store> store, reflector_options options = {});
   ~reflector();
   reflector(const reflector&) = delete;
   reflector& operator=(const reflector&) = delete;
@@ -91,6 +97,8 @@ public:
   void stop();
   /// Blocks until the loop has ended (after `stop`). Never call it from the executor's threads.
   void join();
+  /// As `join`, giving up after `timeout`; true when the loop has ended.
+  bool join_for(std::chrono::nanoseconds timeout);
   bool running() const;
 
   /// The resourceVersion of the last list or event applied ("" before the first list).
@@ -113,6 +121,7 @@ private:
 
   std::shared_ptr<lister_watcher> source_;
   reflector_store& store_;
+  std::shared_ptr<reflector_store> store_owner_;  // handed to the loop at start (guarded by mutex_)
   reflector_options options_;
 
   mutable std::mutex mutex_;  // guards everything below

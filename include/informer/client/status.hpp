@@ -21,11 +21,11 @@ namespace informer {
 
 struct status {
   std::int32_t code = 0;    ///< HTTP status code, e.g. 410
-  std::string reason;       ///< e.g. "Expired", "Forbidden", "Conflict"
-  std::string message;      ///< for people
-  boost::json::value details;  ///< `details` as sent (null when absent)
+  std::string reason{};     ///< e.g. "Expired", "Forbidden", "Conflict"
+  std::string message{};    ///< for people
+  boost::json::value details{};  ///< `details` as sent (null when absent)
   /// Server-suggested delay (Retry-After or details.retryAfterSeconds), when given.
-  std::optional<std::chrono::seconds> retry_after;
+  std::optional<std::chrono::seconds> retry_after{};
 
   /// Reads a `Status` object; missing fields stay empty. Never fails.
   static status from_json(const boost::json::value& v);
