@@ -88,7 +88,7 @@ struct informer_factory::pool {
 };
 
 informer_factory::informer_factory(informer_factory_options options)
-    : pool_(options.executor ? nullptr : std::make_unique<pool>(options.threads)),
+    : pool_(options.executor ? nullptr : std::make_shared<pool>(options.threads)),
       executor_(pool_ ? asio::any_io_executor(pool_->context.get_executor()) : options.executor),
       shutdown_grace_(options.shutdown_grace) {}
 
@@ -109,6 +109,8 @@ std::shared_ptr<shared_informer> informer_factory::for_resource(const informer_k
   if (options.name.empty()) options.name = to_string(k);
   options.label_selector = k.label_selector;
   options.field_selector = k.field_selector;
+  // The pool's io_context must outlive every strand and timer of an informer the user keeps.
+  if (pool_) options.keep_alive = pool_;
   auto made = shared_informer::create(std::move(source), std::move(options));
 
   bool run = false;

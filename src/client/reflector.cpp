@@ -23,6 +23,15 @@ constexpr auto awaitable_tuple = asio::as_tuple(asio::use_awaitable);
 
 bool is(const informer::error& e, errc code) { return e.code() == make_error_code(code); }
 
+// A stream cut by the network (reset, EOF mid-stream, idle timeout) ends a watch like a normal
+// close: reopen it from the last version instead of relisting, as client-go does.
+bool stream_cut(const informer::error& e) {
+  namespace ae = asio::error;
+  const auto c = e.code();
+  return is(e, errc::end_of_stream) || c == ae::eof || c == ae::connection_reset || c == ae::connection_aborted ||
+         c == ae::timed_out || c == ae::broken_pipe;
+}
+
 bool relist_from_scratch(const informer::error& e) {
   return is(e, errc::expired) || is(e, errc::resource_version_too_large);
 }
@@ -42,6 +51,8 @@ struct reflector::loop {
   std::mt19937_64 rng{std::random_device{}()};
   // A relist must ask for the most recent state: the last resourceVersion is gone or unusable.
   bool resource_version_unavailable = false;
+  // A list from the server's cache came back in pages: the server pages whatever we ask.
+  bool paginated_result = false;
   int running = 0;  // coroutines still running
 
   explicit loop(std::shared_ptr<reflector> r)
@@ -92,12 +103,32 @@ struct reflector::loop {
     return rv;
   }
 
+  // client-go's rule: a list at a specific version is not paged (a paged list at an old version
+  // bypasses the API server's watch cache and reads etcd at exactly that revision, which fails
+  // once compacted), unless the server has shown it pages anyway (watch cache off).
+  std::int64_t page_size_for(const std::string& rv) const {
+    if (paginated_result || rv.empty() || rv == "0") return options().page_size;
+    return 0;
+  }
+
   asio::awaitable<informer::error> list() {
+    auto e = co_await list_once();
+    if (e && relist_from_scratch(e) && resource_version_unavailable && !stopping()) {
+      // The version is gone: ask again at once for the most recent state, no backoff.
+      report(e);
+      if (options().metrics.on_relist) options().metrics.on_relist(e.what());
+      e = co_await list_once();
+    }
+    co_return e;
+  }
+
+  asio::awaitable<informer::error> list_once() {
     const auto started = std::chrono::steady_clock::now();
+    const auto rv = relist_resource_version();
     list_options request{.label_selector = options().label_selector,
                          .field_selector = options().field_selector,
-                         .limit = options().page_size,
-                         .resource_version = relist_resource_version()};
+                         .limit = page_size_for(rv),
+                         .resource_version = rv};
     const auto first_rv = request.resource_version;
     std::vector<object::ptr> items;
     std::string list_rv;
@@ -123,6 +154,7 @@ struct reflector::loop {
       }
       list_rv = page.resource_version;
       if (page.continue_token.empty() || stopping()) break;
+      if (first_rv == "0") paginated_result = true;
       request.continue_token = std::move(page.continue_token);
       request.resource_version.clear();  // the token carries the snapshot's revision
     }
@@ -189,7 +221,7 @@ struct reflector::loop {
       auto [e, event] = co_await stream.async_next(awaitable_tuple);
       if (stopping()) co_return std::pair{std::optional<informer::error>{informer::error{}}, events};
       if (e) {
-        if (is(e, errc::end_of_stream)) {
+        if (stream_cut(e)) {
           if (events == 0 && std::chrono::steady_clock::now() - opened < std::chrono::seconds(1)) {
             co_return std::pair{std::optional<informer::error>{informer::error{
                                     errc::end_of_stream,
@@ -303,7 +335,10 @@ void reflector::stop() {
     stopping_ = true;
     if (!started_) ended_ = true;
     watch = watch_;
-    cancel = cancel_wait_;
+    // Taken, not copied: it holds the loop, which holds this reflector. Once stop is asked, only
+    // the coroutine frames own the loop, so destroying the executor frees everything.
+    cancel = std::move(cancel_wait_);
+    cancel_wait_ = nullptr;
   }
   if (watch) watch->cancel();
   if (cancel) cancel();

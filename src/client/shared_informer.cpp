@@ -59,8 +59,12 @@ using notification = std::variant<add_notification, update_notification, deleted
 // mutex held (order: informer_state::mutex -> informer_listener::mutex).
 struct informer_listener : std::enable_shared_from_this<informer_listener> {
   informer_listener(resource_event_handlers h, const asio::any_io_executor& executor,
-                    std::function<void(const handler_failure&)> hook, std::chrono::nanoseconds period)
-      : handlers(std::move(h)), on_error(std::move(hook)), strand(asio::make_strand(executor)), resync_period(period) {}
+                    std::function<void(const handler_failure&)> hook, std::chrono::nanoseconds period,
+                    std::shared_ptr<void> owner)
+      : keep_alive(std::move(owner)), handlers(std::move(h)), on_error(std::move(hook)),
+        strand(asio::make_strand(executor)), resync_period(period) {}
+
+  const std::shared_ptr<void> keep_alive;  // the executor's owner: outlives `strand` (declared first)
 
   const std::uint64_t id = next_registration_id.fetch_add(1);
   const resource_event_handlers handlers;
@@ -180,7 +184,9 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
 // mutex; mutex -> the fifo's and the indexer's locks. The fifo calls `process` without its own
 // lock, so there is no reverse order. Never held while a handler runs or while joining.
 struct informer_state final : std::enable_shared_from_this<informer_state> {
-  static constexpr std::chrono::seconds stop_grace{2};
+  // How long `stop` waits for the reflector's loop. A running executor ends it in microseconds; a
+  // stopped one never does, and then the loop (which shares this state) ends with the executor.
+  static constexpr std::chrono::milliseconds stop_grace{250};
   // What the reflector writes into: transform, queue, schedule a drain.
   struct sink final : reflector_store {
     explicit sink(informer_state& s) : state(s) {}
@@ -313,7 +319,9 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
     if (old) {
       // An unchanged resourceVersion means nothing changed (a relist re-reporting the object):
       // only handlers that asked for resyncs get it, as in client-go.
-      const bool is_sync = d.type == delta_type::sync || old->resource_version() == obj->resource_version();
+      // As client-go: a resync, or a relist re-reporting an object whose version did not change.
+      const bool is_sync = d.type == delta_type::sync ||
+                           (d.type == delta_type::replaced && old->resource_version() == obj->resource_version());
       distribute_locked(update_notification{std::move(old), obj}, is_sync);
     } else {
       distribute_locked(add_notification{obj, is_in_initial_list}, false);
@@ -331,7 +339,8 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
                                                   std::optional<std::chrono::nanoseconds> requested) {
     auto period = std::max(requested.value_or(options.resync_period), std::chrono::nanoseconds(0));
     if (period.count() > 0) period = std::max(period, options.minimum_resync_period);
-    auto l = std::make_shared<informer_listener>(std::move(handlers), handler_executor, options.on_handler_error, period);
+    auto l = std::make_shared<informer_listener>(std::move(handlers), handler_executor, options.on_handler_error, period,
+                                            options.keep_alive);
     std::lock_guard lock(mutex);
     if (stopped) {
       std::lock_guard listener_lock(l->mutex);
@@ -353,10 +362,12 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
     {
       std::lock_guard lock(mutex);
       auto it = std::find(listeners.begin(), listeners.end(), l);
-      if (it == listeners.end()) return;
-      listeners.erase(it);
-      arm_resync_timer_locked();
+      if (it != listeners.end()) {
+        listeners.erase(it);
+        arm_resync_timer_locked();
+      }
     }
+    // Also when `stop` has taken the listeners already: no call may start after this returns.
     l->stop_and_wait();
   }
 

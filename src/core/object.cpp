@@ -112,8 +112,24 @@ struct object_builder {
     return {};
   }
 
+  // Whether `v` nests deeper than `limit` (the packed codec recurses once per level).
+  static bool too_deep(const boost::json::value& v, std::size_t limit) {
+    if (limit == 0) return true;
+    if (const auto* o = v.if_object()) {
+      for (const auto& m : *o)
+        if (too_deep(m.value(), limit - 1)) return true;
+    } else if (const auto* a = v.if_array()) {
+      for (const auto& e : *a)
+        if (too_deep(e, limit - 1)) return true;
+    }
+    return false;
+  }
+
   static detailed_result<object::ptr> build(const boost::json::value& value, std::size_t max_bytes) {
     if (!value.is_object()) return error{errc::not_an_object, "the top-level value is not a JSON object"};
+    if (too_deep(value, object::max_depth)) {
+      return error{errc::invalid_field, "the object nests deeper than " + std::to_string(object::max_depth) + " levels"};
+    }
     auto obj = std::make_shared<object>(object::passkey{});
     packed::encode(value, obj->packed_);
     if (obj->packed_.size() > max_bytes) {
@@ -139,7 +155,9 @@ detailed_result<object::ptr> object::parse(std::string_view json_text, const obj
   // The DOM is transient: a monotonic arena sized to the text, dropped once the body is packed.
   boost::json::monotonic_resource arena(json_text.size() * 2 + 1024);
   boost::json::error_code ec;
-  boost::json::value value = boost::json::parse(json_text, ec, &arena);
+  boost::json::parse_options limits;
+  limits.max_depth = max_depth;
+  boost::json::value value = boost::json::parse(json_text, ec, &arena, limits);
   if (ec) return error{errc::invalid_json, ec.message()};
   return object_builder::build(value, options.max_bytes);
 }

@@ -148,3 +148,21 @@ BOOST_AUTO_TEST_CASE(shared_strings_survive_their_first_owner) {
   BOOST_TEST(b->to_json() == before);
   BOOST_TEST(b->field("spec.containers.0.image")->as_string() == "registry.example.com/team/web:v1.4.2");
 }
+
+BOOST_AUTO_TEST_CASE(deep_objects_are_accepted_up_to_the_limit) {
+  auto nest = [](std::size_t levels) {
+    std::string text = R"({"metadata":{"name":"deep"},"spec":)";
+    for (std::size_t i = 0; i < levels; ++i) text += R"({"a":)";
+    text += "1";
+    for (std::size_t i = 0; i < levels; ++i) text += "}";
+    return text + "}";
+  };
+  auto ok = object::parse(nest(100));  // far deeper than Boost.JSON's default of 32
+  BOOST_REQUIRE(ok.has_value());
+  BOOST_TEST(object::from_json(boost::json::parse(nest(100), {}, {.max_depth = 1000})).has_value());
+  auto too_deep = object::parse(nest(300));
+  BOOST_REQUIRE(!too_deep.has_value());
+  auto too_deep_value = object::from_json(boost::json::parse(nest(300), {}, {.max_depth = 1000}));
+  BOOST_REQUIRE(!too_deep_value.has_value());
+  BOOST_TEST(too_deep_value.error().what().find("deeper") != std::string::npos);
+}

@@ -117,7 +117,7 @@ public:
 private:
   struct pool;
 
-  std::unique_ptr<pool> pool_;  // null with a user-supplied executor; immutable until shutdown
+  std::shared_ptr<pool> pool_;  // null with a user-supplied executor; immutable until shutdown
   const boost::asio::any_io_executor executor_;
   const std::chrono::nanoseconds shutdown_grace_;
 

@@ -6,9 +6,11 @@
 //   - a watch that ends normally (the server's timeout, or the client's own randomised 5-10
 //     minute timeout) is reopened from the last resourceVersion seen, bookmarks included,
 //     without relisting;
+//   - a watch cut by the network (reset, EOF, timeout) is reopened the same way;
 //   - "expired" (410 Gone) at watch open or as an ERROR event, and "too large resource version",
-//     force a relist; a relist after expiry asks for the most recent state (resourceVersion "")
-//     so the server cannot answer from an equally stale cache;
+//     force a relist. A relist at a known version is not paged (so the API server answers from
+//     its watch cache); if that version is gone too, the reflector lists again at once for the
+//     most recent state (resourceVersion "");
 //   - an expired continue token during a paged list falls back to a full list;
 //   - every failure goes to the watch-error handler and the metrics hooks, then the loop waits an
 //     exponential, jittered backoff (see `backoff`) before trying again;

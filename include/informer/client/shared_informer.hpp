@@ -46,8 +46,8 @@
 // Thread safety: every member of `shared_informer` and `handler_registration` is thread-safe.
 // `stop()` (and so the destructor) and `remove_event_handler` wait for work in progress: never
 // call `stop()` from a handler or from a thread of the source's executor (it joins the reflector,
-// which needs that executor). If the executor no longer runs, `stop()` gives the reflector two
-// seconds and returns; the loop ends when the executor is destroyed. `remove_event_handler` may be
+// which needs that executor). If the executor no longer runs, `stop()` gives the reflector a
+// quarter of a second and returns; the loop ends when the executor is destroyed. `remove_event_handler` may be
 // called from the handler being removed (it then does not wait for itself).
 // Lifetimes: the informer keeps its source alive. Handlers and hooks are called until `stop()` or
 // `remove_event_handler` returns, never after. The informer's internal state (cache included) lives
@@ -148,6 +148,10 @@ struct shared_informer_options {
   /// Reflector settings (page size, backoff, watch timeout, metrics). Its `name`, selectors and
   /// `resync_period` are ignored: they come from the fields above (resync is the informer's own).
   reflector_options reflector{};
+  /// Kept alive as long as any part of the informer (handler registrations included): the owner
+  /// of the executors, when the informer may outlive whoever else owns them (the factory passes
+  /// its thread pool).
+  std::shared_ptr<void> keep_alive{};
   /// Called with every list/watch failure, on the source's executor.
   std::function<void(const informer::error&)> watch_error_handler{};
   /// Called with every exception caught from a handler (on that handler's strand) or from the

@@ -13,7 +13,8 @@
 // Errors: construction fails with `errc::invalid_json` (text is not JSON), `errc::not_an_object`,
 // `errc::missing_name` (no non-empty string `metadata.name`), `errc::invalid_field` (a well-known
 // metadata field of the wrong type, e.g. labels that are not a map of strings) or
-// `errc::object_too_large`; the error's detail says which field.
+// `errc::object_too_large`, or `errc::invalid_field` for nesting deeper than `max_depth`; the
+// error's detail says which field.
 #pragma once
 
 #include "informer/core/error.hpp"
@@ -43,14 +44,17 @@ struct owner_reference {
 
 /// Limits applied while building objects.
 struct object_options {
-  /// Largest accepted body, in bytes of JSON text (or of the JSON value's serialised size).
-  /// kube-apiserver refuses objects over 1.5 MiB by default; etcd's request limit is similar.
+  /// Largest accepted body: bytes of JSON text for `parse`, bytes of the compact form for
+  /// `from_json` (about a third of the JSON). kube-apiserver refuses objects over 1.5 MiB by
+  /// default; etcd's request limit is similar.
   std::size_t max_bytes = 3 * 1024 * 1024;
 };
 
 class object {
 public:
   using ptr = std::shared_ptr<const object>;
+  /// Deepest nesting accepted (CRDs embedding pod templates, and their managedFields, go deep).
+  static constexpr std::size_t max_depth = 256;
 
   /// Builds an object from JSON text.
   static detailed_result<ptr> parse(std::string_view json_text, const object_options& options = {});
