@@ -603,10 +603,12 @@ BOOST_AUTO_TEST_CASE(remove_event_handler_stops_delivery) {
   auto removed_reg = inf->add_event_handler(removed.handlers());
   // A handler that removes itself from inside its first call (no self-deadlock).
   // The cache is empty, so it is first called after run(), which orders the assignment before it.
+  // The test owns the registration; the handler sees it by pointer (capturing the shared_ptr
+  // would make registration -> listener -> handler -> registration a cycle that never frees).
   auto self = std::make_shared<handler_registration>();
-  *self = inf->add_event_handler({.on_add = [&, self](const object::ptr& o, bool) {
+  *self = inf->add_event_handler({.on_add = [&, reg = self.get()](const object::ptr& o, bool) {
     self_removed.record("add " + object_key(*o));
-    inf->remove_event_handler(*self);
+    inf->remove_event_handler(*reg);
   }});
   inf->run();
   BOOST_REQUIRE(wait_for_cache_sync({inf}, patience));
