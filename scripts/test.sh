@@ -38,9 +38,7 @@ if [[ "${INFORMER_SKIP_SANITIZERS:-0}" != 1 ]]; then
     cmake --build "$dir" -j "$jobs" --target unit_tests
     ctest --test-dir "$dir" -L unit -j "$jobs" --output-on-failure
   }
-  # detect_leaks=0 for now: shared_informer_test (remove_event_handler_stops_delivery) leaks one
-  # informer_state through an ownership cycle found on the last run; tracked in the session note.
-  export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   sanitizer_build asan-ubsan "-fsanitize=address,undefined -fno-sanitize-recover=undefined"
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
   # -Wno-tsan: Boost headers use atomic_thread_fence, which g++ 12 notes TSan does not model.
