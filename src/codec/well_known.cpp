@@ -39,7 +39,11 @@ bool last_varint(const message_fields& fields, std::uint32_t number, const wire_
   return out == nullptr || expect_wire_type(*out, wire_type::varint, ctx);
 }
 
-bool render_time(std::string_view bytes, boost::json::value& out, decode_context& ctx) {
+namespace {
+
+// metav1.Time (RFC 3339, seconds) and MicroTime (microseconds) share their encoding: a Timestamp
+// message, empty for Go's zero time (rendered null).
+bool render_timestamp(std::string_view bytes, bool micro, boost::json::value& out, decode_context& ctx) {
   // Kubernetes writes a zero Time as an empty message; an explicit 0 is the Unix epoch.
   if (bytes.empty()) {
     out = nullptr;
@@ -50,30 +54,22 @@ bool render_time(std::string_view bytes, boost::json::value& out, decode_context
   if (!read_timestamp(bytes, seconds, nanos, ctx)) {
     return false;
   }
-  if (is_go_zero_time(seconds, 0)) {
+  if (is_go_zero_time(seconds, micro ? nanos : 0)) {
     out = nullptr;
   } else {
-    out = format_time(seconds);
+    out = micro ? format_micro_time(seconds, nanos) : format_time(seconds);
   }
   return true;
 }
 
+}  // namespace
+
+bool render_time(std::string_view bytes, boost::json::value& out, decode_context& ctx) {
+  return render_timestamp(bytes, false, out, ctx);
+}
+
 bool render_micro_time(std::string_view bytes, boost::json::value& out, decode_context& ctx) {
-  if (bytes.empty()) {
-    out = nullptr;
-    return true;
-  }
-  std::int64_t seconds = 0;
-  std::int64_t nanos = 0;
-  if (!read_timestamp(bytes, seconds, nanos, ctx)) {
-    return false;
-  }
-  if (is_go_zero_time(seconds, nanos)) {
-    out = nullptr;
-  } else {
-    out = format_micro_time(seconds, nanos);
-  }
-  return true;
+  return render_timestamp(bytes, true, out, ctx);
 }
 
 bool render_duration(std::string_view bytes, boost::json::value& out, decode_context& ctx) {

@@ -2,6 +2,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "wait.hpp"
+
 // g++ 12 flags options members left to their defaults in designated initializers, which is how
 // the house style spells options.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -17,23 +19,11 @@
 
 using namespace std::chrono_literals;
 using informer::controller;
+using informer::testing::eventually;
 using informer::reconcile_result;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-// Generous bound for "should happen soon": only reached when something is broken.
-constexpr auto patience = 10s;
-
-template <class Pred>
-bool eventually(Pred pred) {
-  const auto give_up = steady::now() + patience;
-  while (!pred()) {
-    if (steady::now() > give_up) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 // Reconcile calls as seen by the test, guarded by one mutex.
 struct call_log {

@@ -1,6 +1,7 @@
 #include "informer/client/informer_factory.hpp"
 
 #include "scripted_source.hpp"
+#include "wait.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -22,25 +23,15 @@
 
 using namespace informer;
 using namespace std::chrono_literals;
+using informer::testing::eventually;
+using informer::testing::patience;
 using informer::testing::scripted_source;
 
 namespace {
 
-constexpr auto patience = 10s;
-
 std::string cm(const std::string& name) {
   return R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"namespace":"ns","name":")" + name +
          R"(","labels":{"app":"web"}},"data":{"k":"v"}})";
-}
-
-template <class Pred>
-bool wait_until(Pred pred, std::chrono::nanoseconds timeout = patience) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
 }
 
 // Makes scripted sources (each seeded with two objects) and remembers them by key.
@@ -169,7 +160,7 @@ BOOST_AUTO_TEST_CASE(shutdown_with_events_in_flight_is_clean_and_prompt) {
         for (int i = 0; writing.load(); ++i) source->create(cm("w" + std::to_string(i)));
       });
     }
-    BOOST_REQUIRE(wait_until([&] { return calls.load() > 500; }));
+    BOOST_REQUIRE(eventually([&] { return calls.load() > 500; }));
 
     const auto started = std::chrono::steady_clock::now();
     factory.shutdown();

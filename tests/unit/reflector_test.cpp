@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "scripted_source.hpp"
+#include "wait.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +18,7 @@
 
 using namespace informer;
 using namespace std::chrono_literals;
+using informer::testing::eventually;
 using informer::testing::scripted_source;
 
 namespace {
@@ -103,16 +105,6 @@ struct io_fixture {
     return o;
   }
 };
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::nanoseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(2ms);
-  }
-  return pred();
-}
 
 }  // namespace
 

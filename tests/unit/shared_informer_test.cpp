@@ -2,6 +2,7 @@
 
 #include "sample_pods.hpp"
 #include "scripted_source.hpp"
+#include "wait.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,12 +31,11 @@
 
 using namespace informer;
 using namespace std::chrono_literals;
+using informer::testing::eventually;
+using informer::testing::patience;
 using informer::testing::scripted_source;
 
 namespace {
-
-// Generous bound for "should happen soon": only reached when something is broken.
-constexpr auto patience = 10s;
 
 // Threads running one io_context for the source, the informer and the handlers. Declare it before
 // the informers of a test so that it outlives them: an informer's stop() needs it running.
@@ -99,16 +99,6 @@ std::string numbered(const std::string& prefix, int i) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%03d", i);
   return prefix + buf;
-}
-
-template <class Pred>
-bool wait_until(Pred pred, std::chrono::nanoseconds timeout = patience) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
 }
 
 shared_informer_options test_options() {
@@ -210,8 +200,8 @@ BOOST_AUTO_TEST_CASE(initial_list_then_watch_events_reach_handlers_in_order) {
   BOOST_TEST(log.entries() ==
                  (strings{"add ns/a initial", "add ns/b initial", "add ns/c", "update ns/a", "delete ns/b"}),
              boost::test_tools::per_element());
-  BOOST_TEST(wait_until([&] { return reg.has_synced(); }));
-  BOOST_TEST(wait_until([&] { return inf->last_sync_resource_version() == std::to_string(source->current_revision()); }));
+  BOOST_TEST(eventually([&] { return reg.has_synced(); }));
+  BOOST_TEST(eventually([&] { return inf->last_sync_resource_version() == std::to_string(source->current_revision()); }));
 
   const auto l = inf->lister();
   BOOST_REQUIRE(l.get("ns", "a") != nullptr);
@@ -239,12 +229,12 @@ BOOST_AUTO_TEST_CASE(has_synced_waits_for_the_handler_to_take_the_initial_list) 
   inf->run();
   BOOST_REQUIRE(wait_for_cache_sync({inf}, patience));
   BOOST_TEST(inf->has_synced());
-  BOOST_TEST(wait_until([&] { return quick.has_synced(); }));
+  BOOST_TEST(eventually([&] { return quick.has_synced(); }));
   // The informer has synced, but this handler is still inside its first initial on_add.
   BOOST_TEST(!blocked.has_synced());
   BOOST_TEST(blocked.pending() == 2u);
   g.open();
-  BOOST_TEST(wait_until([&] { return blocked.has_synced(); }));
+  BOOST_TEST(eventually([&] { return blocked.has_synced(); }));
   BOOST_TEST(blocked.pending() == 0u);
   inf->stop();
   BOOST_TEST(blocked.has_synced());  // never turns false
@@ -274,12 +264,12 @@ BOOST_AUTO_TEST_CASE(slow_handler_does_not_delay_a_fast_one) {
   // Every notification is queued for the slow handler (the first one in progress): the buffer
   // grows, nothing is dropped, and the depth is observable.
   BOOST_TEST(slow_reg.pending() == static_cast<std::size_t>(n));
-  BOOST_TEST(wait_until([&] { return fast_reg.pending() == 0; }));
+  BOOST_TEST(eventually([&] { return fast_reg.pending() == 0; }));
 
   g.open();
   BOOST_REQUIRE(slow.wait_for_size(n));
   BOOST_TEST(slow.entries() == fast.entries(), boost::test_tools::per_element());
-  BOOST_TEST(wait_until([&] { return slow_reg.pending() == 0; }));
+  BOOST_TEST(eventually([&] { return slow_reg.pending() == 0; }));
   inf->stop();
 }
 
@@ -337,7 +327,7 @@ BOOST_AUTO_TEST_CASE(late_handler_gets_the_cache_first_then_every_later_change) 
   writer.join();
 
   // The late handler converges on the cache.
-  const bool converged = wait_until([&] {
+  const bool converged = eventually([&] {
     const auto cached = inf->lister().list();
     std::lock_guard lock(seen->mutex);
     if (cached.size() != seen->versions.size()) return false;
@@ -400,7 +390,7 @@ BOOST_AUTO_TEST_CASE(handler_exceptions_are_reported_and_delivery_continues) {
   BOOST_REQUIRE(other.wait_for_size(5));
   BOOST_REQUIRE(thrower_log.wait_for_size(3));
   BOOST_TEST(thrower_log.entries() == (strings{"add ns/a", "add ns/c", "add ns/d"}), boost::test_tools::per_element());
-  BOOST_TEST(wait_until([&] { return thrower.has_synced(); }));
+  BOOST_TEST(eventually([&] { return thrower.has_synced(); }));
   BOOST_TEST(other_reg.has_synced());
   std::lock_guard lock(failures_mutex);
   BOOST_REQUIRE(failures.size() == 2u);
@@ -432,7 +422,7 @@ BOOST_AUTO_TEST_CASE(resync_reaches_only_the_handlers_that_are_due) {
   inf->run();
   BOOST_REQUIRE(wait_for_cache_sync({inf}, patience));
   // Two rounds of the slow handler: three objects each.
-  BOOST_REQUIRE(wait_until([&] { return slow.count_prefix("sync ") >= 6; }));
+  BOOST_REQUIRE(eventually([&] { return slow.count_prefix("sync ") >= 6; }));
   inf->stop();
 
   const auto fast_syncs = fast.count_prefix("sync ");
@@ -493,7 +483,7 @@ BOOST_AUTO_TEST_CASE(transform_is_applied_before_objects_are_stored) {
   auto changed = boost::json::parse(informer::testing::sample_pod_json(1));
   changed.as_object()["metadata"].as_object()["labels"].as_object()["track"] = "canary";
   source->update(changed);
-  BOOST_REQUIRE(wait_until([&] {
+  BOOST_REQUIRE(eventually([&] {
     std::lock_guard lock(seen_mutex);
     return seen.size() == 2;
   }));
@@ -692,7 +682,7 @@ BOOST_AUTO_TEST_CASE(handlers_may_run_on_their_own_executor) {
     ++calls;
   }});
   inf->run();
-  BOOST_REQUIRE(wait_until([&] { return reg.has_synced(); }));
+  BOOST_REQUIRE(eventually([&] { return reg.has_synced(); }));
   BOOST_TEST(calls.load() == 1);
   BOOST_TEST(!on_io_thread.load());
   inf->stop();

@@ -68,17 +68,23 @@ struct deleted_final_state_unknown {
   object::ptr obj;
 };
 
+/// An object, or the tombstone of one whose deletion was not observed.
+using object_or_tombstone = std::variant<object::ptr, deleted_final_state_unknown>;
+
+/// The object of `state`, or the tombstone's last known object (possibly stale or null).
+inline const object::ptr& object_of(const object_or_tombstone& state) noexcept {
+  if (const auto* t = std::get_if<deleted_final_state_unknown>(&state)) return t->obj;
+  return std::get<object::ptr>(state);
+}
+
 /// One change to one object. `state` is the object after the change (for `deleted`, its last
 /// state); only a `deleted` delta made by `replace` holds a tombstone instead.
 struct delta {
   delta_type type = delta_type::added;
-  std::variant<object::ptr, deleted_final_state_unknown> state;
+  object_or_tombstone state;
 
   /// The object, or the tombstone's last known object (possibly stale or null).
-  const object::ptr& obj() const noexcept {
-    if (const auto* t = tombstone()) return t->obj;
-    return std::get<object::ptr>(state);
-  }
+  const object::ptr& obj() const noexcept { return object_of(state); }
   /// The tombstone, or nullptr when this delta carries a plain object.
   const deleted_final_state_unknown* tombstone() const noexcept {
     return std::get_if<deleted_final_state_unknown>(&state);

@@ -90,13 +90,10 @@ struct informer_listener;
 /// gone and its final state is unknown (then `obj()` is the last state the informer had, possibly
 /// stale, and null only if even that was unavailable).
 struct deleted_object {
-  std::variant<object::ptr, deleted_final_state_unknown> state;
+  object_or_tombstone state;
 
   /// The object, or the tombstone's last known object.
-  const object::ptr& obj() const noexcept {
-    if (const auto* t = tombstone()) return t->obj;
-    return std::get<object::ptr>(state);
-  }
+  const object::ptr& obj() const noexcept { return object_of(state); }
   /// The tombstone, or nullptr for an observed deletion.
   const deleted_final_state_unknown* tombstone() const noexcept {
     return std::get_if<deleted_final_state_unknown>(&state);
