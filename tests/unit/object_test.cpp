@@ -4,7 +4,10 @@
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include "core/detail/key_table.hpp"
 #include "sample_pods.hpp"
+
+#include <string>
 
 using namespace informer;
 
@@ -147,6 +150,27 @@ BOOST_AUTO_TEST_CASE(shared_strings_survive_their_first_owner) {
   for (int i = 0; i < 200; ++i) must_parse(informer::testing::sample_pod_json(1000 + i));  // churn the table
   BOOST_TEST(b->to_json() == before);
   BOOST_TEST(b->field("spec.containers.0.image")->as_string() == "registry.example.com/team/web:v1.4.2");
+}
+
+BOOST_AUTO_TEST_CASE(unbounded_key_positions_stop_growing_the_key_table) {
+  // Each ConfigMap brings keys of its own under `data` (and under `annotations`): after a learning
+  // share they must stay inline, so churn cannot fill the process-wide table.
+  auto& table = informer::detail::key_table::instance();
+  const auto cm = [](int i) {
+    const std::string n = std::to_string(i);
+    return R"({"kind":"ConfigMap","metadata":{"name":"cm-)" + n + R"(","annotations":{"note-)" + n +
+           R"(":"x"}},"data":{"unique-key-)" + n + R"(":"v)" + n + R"("}})";
+  };
+  const std::uint32_t before = table.size();
+  constexpr int count = 3000;
+  for (int i = 0; i < count; ++i) must_parse(cm(i));
+  const std::uint32_t grown = table.size() - before;
+  BOOST_TEST(grown <= 2 * informer::detail::key_table::max_children_per_parent + 8);
+  BOOST_TEST(grown < count);
+  // Inline keys read back like interned ones.
+  const auto last = must_parse(cm(count + 1));
+  BOOST_TEST(last->field("data.unique-key-" + std::to_string(count + 1))->as_string() == "v" + std::to_string(count + 1));
+  BOOST_TEST(boost::json::serialize(last->body()) == boost::json::serialize(boost::json::parse(cm(count + 1))));
 }
 
 BOOST_AUTO_TEST_CASE(deep_objects_are_accepted_up_to_the_limit) {

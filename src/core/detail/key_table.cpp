@@ -12,16 +12,23 @@ key_table& key_table::instance() {
   return *table;
 }
 
-std::optional<std::uint32_t> key_table::intern(std::string_view key) {
+std::optional<std::uint32_t> key_table::intern(std::string_view key, std::uint32_t parent) {
   if (key.size() > max_key_length) return std::nullopt;
+  const auto saturated_locked = [&] {
+    const auto it = children_.find(parent);
+    return it != children_.end() && it->second >= max_children_per_parent;
+  };
   {
     std::shared_lock lock(mutex_);
     if (auto it = index_.find(key); it != index_.end()) return it->second;
+    // The common miss at a high-cardinality position is answered without the exclusive lock.
+    if (saturated_locked()) return std::nullopt;
   }
   std::unique_lock lock(mutex_);
   if (auto it = index_.find(key); it != index_.end()) return it->second;
   const std::uint32_t id = size_.load(std::memory_order_relaxed);
-  if (id >= capacity) return std::nullopt;
+  if (id >= capacity || saturated_locked()) return std::nullopt;
+  ++children_[parent];
 
   if (arena_.empty() || arena_used_ + key.size() > arena_block) {
     arena_.push_back(std::make_unique<char[]>(arena_block));
@@ -50,7 +57,8 @@ std::size_t key_table::memory_usage() const {
   std::shared_lock lock(mutex_);
   return arena_bytes_ + chunk_owner_.size() * chunk_size * sizeof(std::string_view) +
          index_.size() * (sizeof(std::string_view) + sizeof(std::uint32_t) + 2 * sizeof(void*)) +
-         index_.bucket_count() * sizeof(void*);
+         index_.bucket_count() * sizeof(void*) + children_.size() * (2 * sizeof(std::uint32_t) + 2 * sizeof(void*)) +
+         children_.bucket_count() * sizeof(void*);
 }
 
 }  // namespace informer::detail

@@ -7,6 +7,12 @@
 // then keeps them inline). Interned strings live until the process exits, so views into them never
 // dangle.
 //
+// Not every position holds a fixed vocabulary: the keys of a ConfigMap's `data`, of annotations, or
+// managedFields' `k:{"uid":"..."}` entries under `f:ownerReferences` vary without bound, and
+// interning them would fill the table under churn. So the table learns per parent (the key of the
+// map that holds the key): once `max_children_per_parent` distinct keys have been interned under
+// one parent, later new keys under it stay inline (keys already interned are still found).
+//
 // Thread safety: `intern` is thread-safe (shared lock on the hit path, exclusive on insert).
 // `lookup` takes no lock: an id is only ever read after the packed body holding it was published
 // to the reading thread, which orders the slot write before the read.
@@ -32,11 +38,17 @@ public:
   static constexpr std::uint32_t chunk_size = 1u << chunk_bits;
   static constexpr std::uint32_t max_chunks = 256;
   static constexpr std::uint32_t capacity = chunk_size * max_chunks;
+  static constexpr std::uint32_t max_children_per_parent = 512;
+  /// Parent ids for keys that have no interned parent.
+  static constexpr std::uint32_t root_parent = 0xfffffffe;
+  static constexpr std::uint32_t inline_parent = 0xffffffff;
 
   static key_table& instance();
 
-  /// The id of `key`, interning it if needed; nullopt when it is too long or the table is full.
-  std::optional<std::uint32_t> intern(std::string_view key);
+  /// The id of `key`, interning it if needed; nullopt when it is too long, the table is full, or
+  /// `parent` (the id of the key whose map holds `key`, or `root_parent`/`inline_parent`) has had
+  /// its share of distinct keys.
+  std::optional<std::uint32_t> intern(std::string_view key, std::uint32_t parent);
   /// The key of an id that `intern` returned.
   std::string_view lookup(std::uint32_t id) const noexcept {
     return chunks_[id >> chunk_bits].load(std::memory_order_acquire)[id & (chunk_size - 1)];
@@ -54,6 +66,8 @@ private:
   std::vector<std::unique_ptr<char[]>> arena_;
   std::size_t arena_used_ = 0;   // bytes used in arena_.back()
   std::size_t arena_bytes_ = 0;  // total bytes allocated in arena_
+  // Guarded by mutex_: keys interned so far under each parent, up to max_children_per_parent.
+  std::unordered_map<std::uint32_t, std::uint32_t> children_;
   // Slots: written under mutex_, read without it (see the class comment).
   std::array<std::atomic<std::string_view*>, max_chunks> chunks_{};
   std::vector<std::unique_ptr<std::string_view[]>> chunk_owner_;

@@ -18,12 +18,14 @@ void put_varint(std::string& out, std::uint64_t v) {
 
 void put_tag(std::string& out, tag t) { out.push_back(static_cast<char>(t)); }
 
-constexpr std::uint32_t no_key = 0xffffffff;
-constexpr std::uint32_t root_key = 0xfffffffe;
+// The key ids of the encoder double as the key table's parent ids.
+constexpr std::uint32_t no_key = key_table::inline_parent;
+constexpr std::uint32_t root_key = key_table::root_parent;
 
-// Returns the key's interned id, or no_key when it is stored inline.
-std::uint32_t put_key(std::string& out, std::string_view key) {
-  if (auto id = key_table::instance().intern(key)) {
+// Returns the key's interned id, or no_key when it is stored inline. `parent` is the id of the key
+// holding the map, or no_key / root_key.
+std::uint32_t put_key(std::string& out, std::string_view key, std::uint32_t parent) {
+  if (auto id = key_table::instance().intern(key, parent)) {
     put_varint(out, std::uint64_t{*id} + 1);
     return *id;
   }
@@ -108,7 +110,7 @@ struct encoder {
         }
         put_container(out, tag::object, o.size(), [&] {
           for (const auto& m : o) {
-            const auto member = put_key(out, m.key());
+            const auto member = put_key(out, m.key(), key);
             value(m.value(), key, member);
           }
         });
