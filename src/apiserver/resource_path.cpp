@@ -52,4 +52,14 @@ std::string query_string(std::initializer_list<std::pair<std::string_view, std::
   return out;
 }
 
+std::string list_query(const list_options& options) {
+  const std::string limit = options.limit > 0 ? std::to_string(options.limit) : std::string{};
+  return query_string({{"labelSelector", options.label_selector},
+                       {"fieldSelector", options.field_selector},
+                       {"limit", limit},
+                       {"continue", options.continue_token},
+                       {"resourceVersion", options.resource_version},
+                       {"resourceVersionMatch", to_string(options.match)}});
+}
+
 }  // namespace informer

@@ -214,14 +214,7 @@ rest_client::request rest_client::get_request(std::string_view name, const get_o
 }
 
 rest_client::request rest_client::list_request(const list_options& options) const {
-  const std::string limit = options.limit > 0 ? std::to_string(options.limit) : std::string{};
-  return rest_request{.target = resource_path(resource_, ns_) +
-                                query_string({{"labelSelector", options.label_selector},
-                                              {"fieldSelector", options.field_selector},
-                                              {"limit", limit},
-                                              {"continue", options.continue_token},
-                                              {"resourceVersion", options.resource_version},
-                                              {"resourceVersionMatch", options.resource_version_match}})};
+  return rest_request{.target = resource_path(resource_, ns_) + list_query(options)};
 }
 
 rest_client::request rest_client::write_request(http::verb method, const json::value& body,

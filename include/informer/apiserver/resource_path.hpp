@@ -7,6 +7,7 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include "informer/client/lister_watcher.hpp"
 #include "informer/core/resource.hpp"
 
 #include <initializer_list>
@@ -29,5 +30,9 @@ std::string url_encode(std::string_view text);
 
 /// "?k1=v1&k2=v2" from the pairs whose value is non-empty, values percent-encoded; "" if none.
 std::string query_string(std::initializer_list<std::pair<std::string_view, std::string_view>> params);
+
+/// The query of a list request: labelSelector, fieldSelector, limit (when > 0), continue,
+/// resourceVersion and resourceVersionMatch, each only when set.
+std::string list_query(const list_options& options);
 
 }  // namespace informer

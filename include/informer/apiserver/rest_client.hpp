@@ -63,6 +63,7 @@
 #pragma once
 
 #include "informer/apiserver/http_client.hpp"
+#include "informer/client/lister_watcher.hpp"
 #include "informer/client/status.hpp"
 #include "informer/core/error.hpp"
 #include "informer/core/object.hpp"
@@ -89,32 +90,6 @@ struct get_options {
   /// "" reads the latest (a quorum read); "0" accepts the server's cache; a version reads at least
   /// that new.
   std::string resource_version{};
-};
-
-/// Options of a list (client-go's ListOptions).
-struct list_options {
-  /// Label selector text, e.g. "app=web,tier!=canary".
-  std::string label_selector{};
-  /// Field selector text, e.g. "spec.nodeName=node-1".
-  std::string field_selector{};
-  /// Page size; 0 lists everything at once.
-  std::int64_t limit = 0;
-  /// The `continue_token` of the previous page.
-  std::string continue_token{};
-  std::string resource_version{};
-  /// "NotOlderThan" or "Exact" (with `resource_version`); "" leaves it to the server.
-  std::string resource_version_match{};
-};
-
-/// One page of a list.
-struct object_list {
-  std::vector<object::ptr> items{};
-  /// The list's resourceVersion (where a watch continues from).
-  std::string resource_version{};
-  /// Non-empty when more pages follow: pass it as `list_options::continue_token`.
-  std::string continue_token{};
-  /// The server's estimate of the items after this page, when it gives one.
-  std::optional<std::int64_t> remaining_item_count{};
 };
 
 /// Options of create, update, update_status and bind.

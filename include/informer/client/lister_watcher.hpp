@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,9 @@ namespace informer {
 
 /// How a list's `resource_version` is interpreted (Kubernetes' resourceVersionMatch).
 enum class resource_version_match { unset, not_older_than, exact };
+
+/// "NotOlderThan", "Exact", or "" for `unset`.
+std::string_view to_string(resource_version_match match) noexcept;
 
 struct list_options {
   std::string label_selector;  ///< text form; sent to the server, or applied by the source
@@ -56,6 +60,8 @@ struct object_list {
   std::vector<object::ptr> items;
   std::string resource_version;  ///< the collection's resourceVersion at the time of the list
   std::string continue_token;    ///< empty on the last page
+  /// The server's estimate of the items after this page, when it gives one.
+  std::optional<std::int64_t> remaining_item_count{};
 };
 
 struct watch_options {
