@@ -1,5 +1,7 @@
 #include "informer/apiserver/rest_client.hpp"
 
+#include "apiserver/detail/list_watch_codec.hpp"
+
 #include "informer/apiserver/resource_path.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -80,38 +82,10 @@ asio::awaitable<outcome<object_list>> run_list(http_client http, resource res, d
   if (!r) co_return outcome<object_list>{r.error(), {}};
   auto [e, response] = co_await send(http, *r);
   if (e) co_return outcome<object_list>{std::move(e), {}};
-  boost::system::error_code ec;
-  json::value v = json::parse(response.body, ec);
-  json::object* list = ec ? nullptr : v.if_object();
-  json::array* items = nullptr;
-  if (list) {
-    if (auto* it = list->if_contains("items"); it && it->is_array()) items = &it->get_array();
-    if (auto* it = list->if_contains("items"); it && it->is_null()) items = &it->emplace_array();  // an empty list
-  }
-  if (!items) co_return outcome<object_list>{malformed(http, *r, "the answer is not a list"), {}};
-  object_list out;
-  if (const auto* meta = list->if_contains("metadata"); meta && meta->is_object()) {
-    const auto& m = meta->get_object();
-    if (const auto* rv = m.if_contains("resourceVersion"); rv && rv->is_string())
-      out.resource_version = std::string{rv->get_string()};
-    if (const auto* c = m.if_contains("continue"); c && c->is_string())
-      out.continue_token = std::string{c->get_string()};
-    if (const auto* n = m.if_contains("remainingItemCount"); n && n->is_int64())
-      out.remaining_item_count = n->get_int64();
-  }
-  const std::string api_version = res.api_version();
-  out.items.reserve(items->size());
-  for (auto& item : *items) {
-    if (auto* o = item.if_object()) {
-      // The server leaves them out of each item; the object is whole with them.
-      if (!o->contains("apiVersion")) (*o)["apiVersion"] = api_version;
-      if (!o->contains("kind")) (*o)["kind"] = res.kind;
-    }
-    auto obj = object::from_json(item);
-    if (!obj) co_return outcome<object_list>{malformed(http, *r, "a list item: " + obj.error().what()), {}};
-    out.items.push_back(std::move(*obj));
-  }
-  co_return outcome<object_list>{informer::error{}, std::move(out)};
+  // The lister-watcher's decoding: items get the kind and apiVersion a GET shows.
+  auto list = detail::decode_list(response.headers[http::field::content_type], response.body, {.res = std::move(res)});
+  if (!list) co_return outcome<object_list>{malformed(http, *r, list.error().what()), {}};
+  co_return outcome<object_list>{informer::error{}, std::move(*list)};
 }
 
 bool is_status(const json::value& v) {

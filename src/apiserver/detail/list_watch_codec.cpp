@@ -1,0 +1,363 @@
+#include "apiserver/detail/list_watch_codec.hpp"
+
+#include "informer/client/status.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/parse_options.hpp>
+
+#include <cstdint>
+#include <utility>
+
+namespace informer::detail {
+
+namespace json = boost::json;
+
+namespace {
+
+json::parse_options parse_options() {
+  json::parse_options o;
+  o.max_depth = object::max_depth;  // Kubernetes objects nest deeper than Boost.JSON's default 32
+  return o;
+}
+
+informer::error malformed(std::string what) { return {errc::malformed_response, std::move(what)}; }
+
+// A codec error as the lister-watcher reports it: oversize frames keep their meaning.
+informer::error from_codec(const informer::error& e, std::string_view context) {
+  const bool too_large = e.code() == make_error_code(codec::errc::frame_too_large);
+  return {too_large ? errc::object_too_large : errc::malformed_response, std::string(context) + ": " + e.what()};
+}
+
+std::string_view string_at(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
+}
+
+std::string_view metadata_string(const json::object& o, std::string_view key) {
+  const auto* md = o.if_contains("metadata");
+  return md != nullptr && md->is_object() ? string_at(md->get_object(), key) : std::string_view{};
+}
+
+// `in` with kind and apiVersion leading, as a GET returns them: filled in where missing, or
+// replaced (`replace`, for PartialObjectMetadata).
+json::object with_type(json::object in, std::string_view kind, std::string_view api_version, bool replace) {
+  if (!replace && !string_at(in, "kind").empty() && !string_at(in, "apiVersion").empty()) return in;
+  json::object out(in.storage());
+  out.reserve(in.size() + 2);
+  out.emplace("kind", kind);
+  out.emplace("apiVersion", api_version);
+  for (auto& [key, value] : in)
+    if (key != "kind" && key != "apiVersion") out.emplace(key, std::move(value));
+  return out;
+}
+
+detailed_result<object::ptr> build(const json::value& v, const decode_settings& s, std::string_view context) {
+  auto obj = object::from_json(v, s.object);
+  if (obj) return *obj;
+  const bool too_large = obj.error().code() == make_error_code(errc::object_too_large);
+  return informer::error{too_large ? errc::object_too_large : errc::malformed_response,
+                         std::string(context) + ": " + obj.error().what()};
+}
+
+std::string item_kind(std::string_view list_kind, const decode_settings& s) {
+  constexpr std::string_view suffix = "List";
+  if (s.metadata_only || list_kind.size() <= suffix.size() || !list_kind.ends_with(suffix)) return s.res.kind;
+  return std::string(list_kind.substr(0, list_kind.size() - suffix.size()));
+}
+
+// --- A minimal protobuf wire reader: the list and Status messages need no schema. ---
+
+bool read_varint(std::string_view data, std::size_t& pos, std::uint64_t& out) {
+  out = 0;
+  for (int shift = 0; shift < 64 && pos < data.size(); shift += 7) {
+    const auto byte = static_cast<unsigned char>(data[pos++]);
+    out |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+struct wire_field {
+  std::uint64_t number = 0;
+  std::uint64_t varint = 0;     // wire type 0
+  std::string_view bytes{};     // wire type 2
+};
+
+// Calls `f(field)` for each field of `message`; false for bytes that are not a message.
+template <class F>
+bool for_each_field(std::string_view message, F&& f) {
+  std::size_t pos = 0;
+  while (pos < message.size()) {
+    std::uint64_t key = 0;
+    if (!read_varint(message, pos, key)) return false;
+    wire_field field{.number = key >> 3};
+    switch (key & 7) {
+      case 0:
+        if (!read_varint(message, pos, field.varint)) return false;
+        break;
+      case 1:
+        if (message.size() - pos < 8) return false;
+        pos += 8;
+        break;
+      case 2: {
+        std::uint64_t n = 0;
+        if (!read_varint(message, pos, n) || n > message.size() - pos) return false;
+        field.bytes = message.substr(pos, n);
+        pos += n;
+        break;
+      }
+      case 5:
+        if (message.size() - pos < 4) return false;
+        pos += 4;
+        break;
+      default: return false;  // groups: never used by Kubernetes
+    }
+    if (!f(field)) return false;
+  }
+  return true;
+}
+
+// metav1.Status {message = 3, reason = 4, details = 5, code = 6}; details are not needed to
+// classify an error.
+detailed_result<status> status_from_protobuf(std::string_view raw) {
+  status s;
+  const bool ok = for_each_field(raw, [&](const wire_field& f) {
+    if (f.number == 3) s.message = std::string(f.bytes);
+    if (f.number == 4) s.reason = std::string(f.bytes);
+    if (f.number == 6) s.code = static_cast<std::int32_t>(f.varint);
+    return true;
+  });
+  if (!ok) return malformed("the Status of an ERROR watch event is not a valid protobuf message");
+  return s;
+}
+
+detailed_result<object_list> decode_json_list(std::string_view body, const decode_settings& s) {
+  boost::system::error_code ec;
+  auto doc = json::parse(body, ec, {}, parse_options());
+  if (ec) return malformed("the list of " + to_string(s.res) + " is not valid JSON: " + ec.message());
+  auto* list = doc.if_object();
+  auto* items = list != nullptr ? list->if_contains("items") : nullptr;
+  if (items == nullptr || !(items->is_array() || items->is_null()))
+    return malformed("the list of " + to_string(s.res) + " has no items array");
+  const std::string kind = item_kind(string_at(*list, "kind"), s);
+  std::string api_version(string_at(*list, "apiVersion"));
+  if (s.metadata_only || api_version.empty()) api_version = s.res.api_version();
+
+  object_list out;
+  out.resource_version = std::string(metadata_string(*list, "resourceVersion"));
+  out.continue_token = std::string(metadata_string(*list, "continue"));
+  if (const auto* md = list->if_contains("metadata"); md != nullptr && md->is_object())
+    if (const auto* n = md->get_object().if_contains("remainingItemCount"); n != nullptr && n->is_int64())
+      out.remaining_item_count = n->get_int64();
+  if (items->is_null()) return out;
+  auto& array = items->get_array();
+  out.items.reserve(array.size());
+  for (std::size_t i = 0; i < array.size(); ++i) {
+    if (!array[i].is_object()) return malformed("item " + std::to_string(i) + " of the list is not an object");
+    json::value item = with_type(std::move(array[i].get_object()), kind, api_version, s.metadata_only);
+    auto obj = build(item, s, "item " + std::to_string(i) + " of the list of " + to_string(s.res));
+    if (!obj) return obj.error();
+    out.items.push_back(std::move(*obj));
+    array[i] = nullptr;  // frees the item's DOM as we go
+  }
+  return out;
+}
+
+// An item of a protobuf list, or the object of a protobuf watch event, as JSON.
+detailed_result<json::value> object_from_protobuf(codec::envelope env, const decode_settings& s,
+                                                  const std::string& api_version, const std::string& kind) {
+  if (s.metadata_only) {
+    env.api_version = api_version;
+    env.kind = kind;
+    return codec::metadata_to_json(env);
+  }
+  return codec::to_json(env);
+}
+
+detailed_result<object_list> decode_protobuf_list(std::string_view body, const decode_settings& s) {
+  auto env = codec::unwrap_envelope(body);
+  if (!env) return from_codec(env.error(), "the protobuf list of " + to_string(s.res));
+  const std::string kind = item_kind(env->kind, s);
+  const std::string api_version = s.metadata_only || env->api_version.empty() ? s.res.api_version()
+                                                                              : std::string(env->api_version);
+  object_list out;
+  informer::error failure;
+  std::size_t index = 0;
+  // A list is {ListMeta metadata = 1; repeated <Kind> items = 2}; ListMeta {resourceVersion = 2,
+  // continue = 3, remainingItemCount = 4}.
+  const bool ok = for_each_field(env->raw, [&](const wire_field& f) {
+    if (f.number == 1) {
+      return for_each_field(f.bytes, [&](const wire_field& m) {
+        if (m.number == 2) out.resource_version = std::string(m.bytes);
+        if (m.number == 3) out.continue_token = std::string(m.bytes);
+        if (m.number == 4) out.remaining_item_count = static_cast<std::int64_t>(m.varint);
+        return true;
+      });
+    }
+    if (f.number != 2) return true;
+    const std::string context = "item " + std::to_string(index++) + " of the protobuf list of " + to_string(s.res);
+    auto item = object_from_protobuf({.api_version = api_version, .kind = kind, .raw = f.bytes}, s, api_version, kind);
+    if (!item) {
+      failure = from_codec(item.error(), context);
+      return false;
+    }
+    auto obj = build(*item, s, context);
+    if (!obj) {
+      failure = obj.error();
+      return false;
+    }
+    out.items.push_back(std::move(*obj));
+    return true;
+  });
+  if (failure) return failure;
+  if (!ok) return malformed("the protobuf list of " + to_string(s.res) + " is not a valid protobuf message");
+  return out;
+}
+
+detailed_result<watch_event_type> event_type(std::string_view type) {
+  if (type == "ADDED") return watch_event_type::added;
+  if (type == "MODIFIED") return watch_event_type::modified;
+  if (type == "DELETED") return watch_event_type::deleted;
+  if (type == "BOOKMARK") return watch_event_type::bookmark;
+  if (type == "ERROR") return watch_event_type::error;
+  return malformed("unknown watch event type \"" + std::string(type) + "\"");
+}
+
+}  // namespace
+
+bool is_protobuf(std::string_view content_type) noexcept {
+  return content_type.starts_with("application/vnd.kubernetes.protobuf");
+}
+
+detailed_result<object_list> decode_list(std::string_view content_type, std::string_view body,
+                                         const decode_settings& settings) {
+  if (is_protobuf(content_type) || body.starts_with(codec::protobuf_magic)) return decode_protobuf_list(body, settings);
+  return decode_json_list(body, settings);
+}
+
+watch_decoder::watch_decoder(bool protobuf, decode_settings settings)
+    : protobuf_(protobuf),
+      settings_(std::move(settings)),
+      frames_({.max_frame_bytes = settings_.max_frame_bytes}),
+      parser_({}, parse_options()) {}
+
+void watch_decoder::feed(std::string_view bytes) {
+  if (failure_) return;
+  if (protobuf_) {
+    frames_.feed(bytes);
+    return;
+  }
+  pending_.erase(0, parsed_);  // once per read, not once per event
+  parsed_ = 0;
+  pending_.append(bytes);
+}
+
+informer::error watch_decoder::fail(informer::error e) {
+  failure_ = e;
+  pending_.clear();
+  parsed_ = 0;
+  return e;
+}
+
+detailed_result<std::optional<watch_event>> watch_decoder::next() {
+  if (failure_) return failure_;
+  auto r = protobuf_ ? next_protobuf() : next_json();
+  if (!r) return fail(r.error());
+  return r;
+}
+
+detailed_result<std::optional<watch_event>> watch_decoder::next_json() {
+  // Events are JSON objects one after another (the server writes one per line; lines may be split
+  // or joined by the transport): parse exactly one value at a time and keep the rest.
+  std::size_t& used = parsed_;
+  std::optional<json::value> value;
+  while (used < pending_.size() && !value) {
+    boost::system::error_code ec;
+    const std::size_t n = parser_.write_some(pending_.data() + used, pending_.size() - used, ec);
+    if (ec) return malformed("a watch event is not valid JSON: " + ec.message());
+    if (!in_value_)
+      in_value_ = std::string_view(pending_.data() + used, n).find_first_not_of(" \t\r\n") != std::string_view::npos;
+    used += n;
+    value_bytes_ += n;
+    if (value_bytes_ > settings_.max_frame_bytes)
+      return informer::error{errc::object_too_large, "a watch event of " + to_string(settings_.res) +
+                                                         " exceeds the limit of " +
+                                                         std::to_string(settings_.max_frame_bytes) + " bytes"};
+    if (parser_.done()) {
+      value = parser_.release();
+      parser_.reset();  // keeps the options given at construction
+      in_value_ = false;
+      value_bytes_ = 0;
+    }
+  }
+  if (!value) return std::optional<watch_event>{};
+
+  auto* event = value->if_object();
+  auto* obj = event != nullptr ? event->if_contains("object") : nullptr;
+  if (obj == nullptr || !obj->is_object()) return malformed("a watch event without an object");
+  auto type = event_type(string_at(*event, "type"));
+  if (!type) return type.error();
+  watch_event out{.type = *type, .obj = nullptr, .resource_version = {}, .error_status = {}};
+  switch (*type) {
+    case watch_event_type::bookmark: out.resource_version = std::string(metadata_string(obj->get_object(), "resourceVersion")); break;
+    case watch_event_type::error: out.error_status = status::from_json(*obj); break;
+    default: {
+      const std::string api_version = settings_.res.api_version();
+      json::value typed = with_type(std::move(obj->get_object()), settings_.res.kind, api_version, settings_.metadata_only);
+      auto built = build(typed, settings_, "the object of a " + std::string(to_string(*type)) + " event");
+      if (!built) return built.error();
+      out.obj = std::move(*built);
+      out.resource_version = std::string(out.obj->resource_version());
+    }
+  }
+  return std::optional<watch_event>{std::move(out)};
+}
+
+detailed_result<std::optional<watch_event>> watch_decoder::next_protobuf() {
+  auto frame = frames_.next();
+  if (!frame) return from_codec(frame.error(), "the protobuf watch stream of " + to_string(settings_.res));
+  if (!*frame) return std::optional<watch_event>{};
+  auto decoded = codec::decode_watch_event(**frame);
+  if (!decoded) return from_codec(decoded.error(), "a protobuf watch event of " + to_string(settings_.res));
+  auto type = event_type(decoded->type);
+  if (!type) return type.error();
+  watch_event out{.type = *type, .obj = nullptr, .resource_version = {}, .error_status = {}};
+  const std::string context = "the object of a " + std::string(to_string(*type)) + " event";
+  switch (*type) {
+    case watch_event_type::error: {
+      auto s = status_from_protobuf(decoded->object.raw);
+      if (!s) return s.error();
+      out.error_status = std::move(*s);
+      break;
+    }
+    case watch_event_type::bookmark: {
+      auto md = codec::metadata_to_json(decoded->object);
+      if (!md) return from_codec(md.error(), context);
+      out.resource_version = std::string(metadata_string(md->get_object(), "resourceVersion"));
+      break;
+    }
+    default: {
+      const std::string api_version = settings_.res.api_version();
+      auto body = object_from_protobuf(decoded->object, settings_, api_version, settings_.res.kind);
+      if (!body) return from_codec(body.error(), context);
+      auto built = build(*body, settings_, context);
+      if (!built) return built.error();
+      out.obj = std::move(*built);
+      out.resource_version = std::string(out.obj->resource_version());
+    }
+  }
+  return std::optional<watch_event>{std::move(out)};
+}
+
+informer::error watch_decoder::finish() const {
+  if (failure_) return failure_;
+  if (protobuf_) {
+    if (auto e = frames_.finish()) return from_codec(e, "the protobuf watch stream of " + to_string(settings_.res));
+    return {};
+  }
+  if (in_value_ || pending_.find_first_not_of(" \t\r\n", parsed_) != std::string::npos)
+    return malformed("the watch stream of " + to_string(settings_.res) + " ended inside an event");
+  return {};
+}
+
+}  // namespace informer::detail

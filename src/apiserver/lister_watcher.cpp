@@ -1,0 +1,329 @@
+#include "informer/apiserver/lister_watcher.hpp"
+
+#include "apiserver/detail/list_watch_codec.hpp"
+#include "informer/apiserver/resource_path.hpp"
+#include "informer/codec/protobuf.hpp"
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/beast/http/field.hpp>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
+
+namespace informer {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+
+struct apiserver_lister_watcher::state {
+  http_client client;
+  resource res;
+  apiserver_lister_watcher_options options;
+  detail::decode_settings decode;
+  std::string path;  // the collection
+  std::string list_accept;
+  std::string watch_accept;
+};
+
+namespace {
+
+constexpr std::string_view json_media = "application/json";
+constexpr std::string_view protobuf_media = "application/vnd.kubernetes.protobuf";
+
+// Media types of the server's PartialObjectMetadata transformation (meta.k8s.io/v1).
+std::string partial_metadata(std::string_view media, std::string_view kind) {
+  return std::string(media) + ";as=" + std::string(kind) + ";g=meta.k8s.io;v=v1";
+}
+
+std::string list_accept(const apiserver_lister_watcher_options& o) {
+  if (o.metadata_only) {
+    const auto json = partial_metadata(json_media, "PartialObjectMetadataList");
+    return o.encoding == wire_encoding::protobuf
+               ? partial_metadata(protobuf_media, "PartialObjectMetadataList") + ", " + json
+               : json;
+  }
+  return o.encoding == wire_encoding::protobuf ? std::string(protobuf_media) + ", " + std::string(json_media)
+                                               : std::string(json_media);
+}
+
+std::string watch_accept(const apiserver_lister_watcher_options& o) {
+  if (o.metadata_only) {
+    return o.encoding == wire_encoding::protobuf
+               ? partial_metadata(protobuf_media, "PartialObjectMetadata") + ";stream=watch"
+               : partial_metadata(json_media, "PartialObjectMetadata");
+  }
+  return o.encoding == wire_encoding::protobuf ? std::string(protobuf_media) + ";stream=watch"
+                                               : std::string(json_media);
+}
+
+// One pending list or watch open: completes its handler once, through the handler's executor,
+// with the answer or (when the handler's cancellation slot fires first) operation_aborted.
+template <class Value>
+class completion {
+public:
+  using handler_type = asio::any_completion_handler<void(informer::error, Value)>;
+
+  completion(handler_type handler, asio::any_io_executor fallback)
+      : handler_(std::move(handler)),
+        work_(asio::prefer(asio::get_associated_executor(handler_, fallback), asio::execution::outstanding_work.tracked)),
+        fallback_(std::move(fallback)) {}
+
+  static std::shared_ptr<completion> start(handler_type handler, const asio::any_io_executor& fallback,
+                                           std::string what) {
+    auto c = std::make_shared<completion>(std::move(handler), fallback);
+    auto slot = asio::get_associated_cancellation_slot(c->handler_);
+    if (slot.is_connected()) {
+      // Weak: a slot reused for a later operation must not keep this one alive. The slot is
+      // not cleared on completion (that would race with its owner); a late signal finds it done.
+      slot.assign([weak = std::weak_ptr<completion>(c), what = std::move(what)](asio::cancellation_type) {
+        if (auto self = weak.lock()) self->complete({asio::error::operation_aborted, what + ": cancelled"}, Value{});
+      });
+    }
+    return c;
+  }
+
+  /// False when already completed (cancelled).
+  bool complete(informer::error e, Value v) {
+    std::unique_lock lock(mutex_);
+    if (done_) return false;
+    done_ = true;
+    handler_type handler(std::move(handler_));
+    asio::any_completion_executor work(std::move(work_));
+    lock.unlock();
+    // Posted through the source's executor; Asio then dispatches to the handler's own.
+    asio::post(fallback_, asio::append(std::move(handler), std::move(e), std::move(v)));
+    return true;
+  }
+
+  bool done() const {
+    std::lock_guard lock(mutex_);
+    return done_;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  bool done_ = false;            // guarded by mutex_
+  handler_type handler_;         // guarded by mutex_; empty once done
+  asio::any_completion_executor work_;  // guarded by mutex_; keeps the handler's executor busy meanwhile
+  const asio::any_io_executor fallback_;
+};
+
+// One open watch: reads the body, decodes events, hands them out one async_next at a time.
+class apiserver_watch_stream final : public watch_stream, public std::enable_shared_from_this<apiserver_watch_stream> {
+public:
+  apiserver_watch_stream(std::shared_ptr<http_stream> http, bool protobuf, const detail::decode_settings& settings,
+                         asio::any_io_executor executor)
+      : http_(std::move(http)), decoder_(protobuf, settings), executor_(std::move(executor)) {}
+
+  // Dropping the stream closes the connection (a pending read keeps the stream alive, so this
+  // runs only when nobody waits).
+  ~apiserver_watch_stream() override { http_->cancel(); }
+
+  void cancel() override {
+    cancelled_.store(true);
+    http_->cancel();
+  }
+
+protected:
+  void next_impl(asio::any_completion_handler<next_signature> handler) override {
+    if (busy_.exchange(true)) {
+      asio::post(executor_, asio::append(std::move(handler),
+                                  informer::error(asio::error::already_started, "one async_next at a time"),
+                                  watch_event{}));
+      return;
+    }
+    advance(std::move(handler));
+  }
+
+private:
+  using handler_type = asio::any_completion_handler<next_signature>;
+
+  // Everything below runs for the one outstanding async_next: from next_impl, then from the read
+  // completions it chains, one after another; so ready_, final_ and decoder_ need no lock.
+  void advance(handler_type handler) {
+    if (cancelled_.load()) return deliver(std::move(handler), aborted(), {});
+    if (!ready_.empty()) {
+      watch_event event = std::move(ready_.front());
+      ready_.pop_front();
+      return deliver(std::move(handler), {}, std::move(event));
+    }
+    if (final_) return deliver(std::move(handler), final_, {});
+    auto work = asio::prefer(asio::get_associated_executor(handler, executor_), asio::execution::outstanding_work.tracked);
+    http_->async_read_some([self = shared_from_this(), handler = std::move(handler), work = std::move(work)](
+                               informer::error e, std::string bytes) mutable {
+      self->on_read(std::move(handler), std::move(e), bytes);
+    });
+  }
+
+  void on_read(handler_type handler, informer::error e, const std::string& bytes) {
+    if (cancelled_.load()) {
+      final_ = aborted();
+    } else if (e.code() == make_error_code(errc::end_of_stream)) {
+      final_ = decoder_.finish();
+      if (!final_) final_ = std::move(e);
+    } else if (e) {
+      final_ = std::move(e);
+    } else {
+      decoder_.feed(bytes);
+      for (;;) {
+        auto event = decoder_.next();
+        if (!event) {
+          final_ = event.error();  // after the events decoded before it
+          break;
+        }
+        if (!*event) break;
+        ready_.push_back(std::move(**event));
+      }
+    }
+    advance(std::move(handler));
+  }
+
+  void deliver(handler_type handler, informer::error e, watch_event event) {
+    busy_.store(false);
+    asio::post(executor_, asio::append(std::move(handler), std::move(e), std::move(event)));
+  }
+
+  static informer::error aborted() { return {asio::error::operation_aborted, "watch cancelled"}; }
+
+  const std::shared_ptr<http_stream> http_;
+  detail::watch_decoder decoder_;
+  std::deque<watch_event> ready_;  // decoded, not yet handed out
+  informer::error final_;          // ends the stream once ready_ is drained
+  const asio::any_io_executor executor_;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> busy_{false};  // an async_next is outstanding
+};
+
+}  // namespace
+
+detailed_result<std::shared_ptr<apiserver_lister_watcher>> apiserver_lister_watcher::create(
+    http_client client, resource res, apiserver_lister_watcher_options options) {
+  const auto invalid = [&](const std::string& why) {
+    return informer::error{errc::invalid_field, "apiserver_lister_watcher for " + to_string(res) + ": " + why};
+  };
+  if (res.version.empty() || res.plural.empty() || res.kind.empty())
+    return invalid("the resource needs a version, a plural and a kind");
+  if (!res.namespaced && !options.ns.empty())
+    return invalid("namespace \"" + options.ns + "\" given for a cluster-scoped resource");
+  if (options.max_frame_bytes == 0) return invalid("max_frame_bytes must be positive");
+  if (options.encoding == wire_encoding::protobuf && !options.metadata_only) {
+    // Asking the codec for the kind's message tells both "schemas compiled in" and "built in".
+    auto known = codec::to_json({.api_version = res.api_version(), .kind = res.kind});
+    if (!known)
+      return invalid("protobuf needs a built-in kind with the Kubernetes schemas compiled in (use JSON, or "
+                     "metadata_only): " + known.error().what());
+  }
+  auto s = std::make_shared<state>(state{
+      .client = std::move(client),
+      .res = res,
+      .options = options,
+      .decode = {.res = res, .metadata_only = options.metadata_only, .object = options.object,
+                 .max_frame_bytes = options.max_frame_bytes},
+      .path = resource_path(res, options.ns),
+      .list_accept = list_accept(options),
+      .watch_accept = watch_accept(options),
+  });
+  return std::make_shared<apiserver_lister_watcher>(passkey{}, std::move(s));
+}
+
+apiserver_lister_watcher::apiserver_lister_watcher(passkey, std::shared_ptr<const state> s) : state_(std::move(s)) {}
+
+boost::asio::any_io_executor apiserver_lister_watcher::get_executor() const { return state_->client.get_executor(); }
+
+const resource& apiserver_lister_watcher::get_resource() const noexcept { return state_->res; }
+
+const apiserver_lister_watcher_options& apiserver_lister_watcher::options() const noexcept { return state_->options; }
+
+void apiserver_lister_watcher::list_impl(list_options o, asio::any_completion_handler<list_signature> handler) {
+  std::string target = state_->path + list_query(o);
+  auto op = completion<object_list>::start(std::move(handler), state_->client.get_executor(),
+                                           "listing " + to_string(state_->res));
+  http::fields headers;
+  headers.set(http::field::accept, state_->list_accept);
+  auto client = state_->client;
+  client.async_request(http::verb::get, std::move(target), std::move(headers), {},
+                       [st = state_, op](informer::error e, http_response r) {
+                         if (op->done()) return;  // cancelled: nobody waits for the decoding
+                         if (e) {
+                           op->complete(std::move(e), {});
+                           return;
+                         }
+                         auto list = detail::decode_list(r.headers[http::field::content_type], r.body, st->decode);
+                         if (!list) {
+                           op->complete(list.error(), {});
+                           return;
+                         }
+                         op->complete({}, std::move(*list));
+                       });
+}
+
+void apiserver_lister_watcher::watch_impl(watch_options o, asio::any_completion_handler<watch_signature> handler) {
+  const std::string timeout = o.timeout.count() > 0 ? std::to_string(o.timeout.count()) : std::string{};
+  std::string target = state_->path + query_string({{"watch", "1"},
+                                                    {"allowWatchBookmarks", o.allow_bookmarks ? "true" : ""},
+                                                    {"timeoutSeconds", timeout},
+                                                    {"resourceVersion", o.resource_version},
+                                                    {"labelSelector", o.label_selector},
+                                                    {"fieldSelector", o.field_selector}});
+  auto op = completion<std::shared_ptr<watch_stream>>::start(std::move(handler), state_->client.get_executor(),
+                                                             "watching " + to_string(state_->res));
+  http::fields headers;
+  headers.set(http::field::accept, state_->watch_accept);
+  auto client = state_->client;
+  client.async_open_stream(
+      std::move(target), std::move(headers), [st = state_, op](informer::error e, std::shared_ptr<http_stream> s) {
+        if (e) {
+          op->complete(std::move(e), nullptr);
+          return;
+        }
+        const bool protobuf = detail::is_protobuf(s->response().headers[http::field::content_type]);
+        auto stream = std::make_shared<apiserver_watch_stream>(std::move(s), protobuf, st->decode, st->client.get_executor());
+        op->complete({}, std::move(stream));  // if cancelled meanwhile, dropping it closes the connection
+      });
+}
+
+namespace {
+
+const resource* find_extra(std::string_view text, const std::vector<resource>& extra) {
+  for (const auto& r : extra) {
+    if (text == r.plural || text == r.version + "/" + r.plural || text == r.group + "/" + r.version + "/" + r.plural ||
+        (!r.group.empty() && text == r.plural + "." + r.group))
+      return &r;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+source_maker apiserver_source_maker(http_client client, apiserver_source_options options) {
+  return [client = std::move(client), options = std::move(options)](
+             const informer_key& key, const asio::any_io_executor& executor) -> std::shared_ptr<lister_watcher> {
+    if (executor != client.get_executor())
+      throw std::invalid_argument("apiserver_source_maker: the http_client runs on another executor than the "
+                                  "factory; create it on the factory's get_executor()");
+    resource res;
+    if (const auto* extra = find_extra(key.resource, options.extra_resources)) {
+      res = *extra;
+    } else {
+      auto parsed = parse_resource(key.resource);
+      if (!parsed) throw std::invalid_argument("apiserver_source_maker: " + parsed.error().what());
+      res = std::move(*parsed);
+    }
+    auto o = options.lister_watcher;
+    o.ns = key.ns;
+    auto lw = apiserver_lister_watcher::create(client, std::move(res), std::move(o));
+    if (!lw) throw std::invalid_argument("apiserver_source_maker: " + lw.error().what());
+    return *lw;
+  };
+}
+
+}  // namespace informer
