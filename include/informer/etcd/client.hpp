@@ -25,10 +25,19 @@
 // The detail text names the call, the endpoint and etcd's message. Nothing here throws except
 // `std::bad_alloc`.
 //
-// Threads: the unary calls (everything but `watch` and `keep_alive`) are synchronous and run on the
-// caller's thread. Watches and lease keep-alives are asynchronous and share one thread per client,
-// started by the first of them ("the client's thread"); every watch callback and keep-alive
-// notification runs there, one at a time. No thread per watch.
+// Threads: the unary calls (everything but `watch`, `keep_alive` and `async_range`) are synchronous
+// and run on the caller's thread. Watches and lease keep-alives are asynchronous and share one
+// thread per client, started by the first of them ("the client's thread"); every watch callback and
+// keep-alive notification runs there, one at a time. No thread per watch.
+//
+// `async_range` is the one asynchronous unary call, for code that must not block an executor
+// thread on a round trip (the etcd list-watchers, one per informer, list through it). It uses
+// gRPC's callback API: the request is sent from the calling thread, the answer arrives on one of
+// gRPC's own internal threads, shared by the whole process, which only posts the completion to
+// the handler's associated executor. So neither a thread per call nor a thread per informer, and
+// no use of the client's thread (a slow list does not delay watch callbacks, nor the reverse).
+// Why not the client's completion-queue thread: its callbacks must stay short for every watch of
+// the client, and the callback API needs no code of ours to drive a queue.
 //
 // Thread safety: `client` is thread-safe: any member may be called from any thread concurrently,
 // including from watch callbacks (but see `~client`). It is movable, not copyable; a moved-from
@@ -42,6 +51,9 @@
 
 #include "informer/core/error.hpp"
 #include "informer/etcd/errors.hpp"
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -255,6 +267,27 @@ public:
   detailed_result<range_result> range(std::string_view key, std::string_view range_end = {},
                                       const range_options& options = {});
 
+  using range_signature = void(error, range_result);
+
+  /// `range`, asynchronously, in Asio's style: `token` is a callback `void(informer::error,
+  /// range_result)`, `use_awaitable`, `use_future`, ... The completion runs on the handler's
+  /// associated executor (Asio's system executor for a handler without one), never inside this
+  /// call, and counts as outstanding work on that executor while the call is in flight. Same
+  /// errors, deadline (`request_timeout`), token handling and failover to the next endpoint as
+  /// `range` (the wait for a connection is bounded by gRPC's connection attempt, `dial_timeout`).
+  /// Cancellation: a handler's associated cancellation slot (any type) cancels the call, which then
+  /// completes with `etcd::errc::canceled`. The client may be destroyed while calls are in flight;
+  /// they still complete.
+  template <class CompletionToken>
+  auto async_range(std::string key, std::string range_end, range_options options, CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, range_signature>(
+        [this](auto handler, std::string k, std::string e, range_options o) {
+          async_range_impl(std::move(k), std::move(e), o,
+                           boost::asio::any_completion_handler<range_signature>(std::move(handler)));
+        },
+        token, std::move(key), std::move(range_end), options);
+  }
+
   /// The value of one key, or nullopt when it does not exist (at `revision`, 0 for the newest).
   detailed_result<std::optional<key_value>> get(std::string_view key, std::int64_t revision = 0);
 
@@ -316,6 +349,8 @@ public:
 
 private:
   explicit client(std::unique_ptr<detail::client_state> state);
+  void async_range_impl(std::string key, std::string range_end, range_options options,
+                        boost::asio::any_completion_handler<range_signature> handler);
   std::unique_ptr<detail::client_state> state_;
 };
 

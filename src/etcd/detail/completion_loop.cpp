@@ -61,7 +61,9 @@ void completion_loop::post_locked(std::function<void()> fn) {
   if (!wakeup_pending_) {
     wakeup_pending_ = true;
     ++outstanding_;
-    (new wakeup(this))->arm(&queue_);
+    auto* w = new wakeup(this);
+    armed_.fetch_add(1, std::memory_order_release);
+    w->arm(&queue_);
   }
 }
 
@@ -89,6 +91,7 @@ void completion_loop::run() {
   void* tag = nullptr;
   bool ok = false;
   while (queue_.Next(&tag, &ok)) {
+    armed_.load(std::memory_order_acquire);
     static_cast<operation*>(tag)->complete(ok);
     finished();
   }

@@ -190,15 +190,25 @@ connection::readiness connection::wait_ready(std::size_t index) {
   return readiness::ready;
 }
 
-detailed_result<std::string> connection::authenticate(std::size_t index) {
-  endpoint& ep = *endpoints_[index];
+etcdserverpb::AuthenticateRequest connection::authenticate_request() const {
   etcdserverpb::AuthenticateRequest request;
   request.set_name(options_.username);
   request.set_password(options_.password);
+  return request;
+}
+
+detailed_result<std::string> connection::authenticate(std::size_t index) {
+  endpoint& ep = *endpoints_[index];
+  const etcdserverpb::AuthenticateRequest request = authenticate_request();
   etcdserverpb::AuthenticateResponse response;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + options_.request_timeout);
   const grpc::Status status = ep.auth->Authenticate(&context, request, &response);
+  return finish_authenticate(index, status, response);
+}
+
+detailed_result<std::string> connection::finish_authenticate(std::size_t index, const grpc::Status& status,
+                                                             const etcdserverpb::AuthenticateResponse& response) {
   std::lock_guard lock(mutex_);
   if (status.ok()) {
     token_ = response.token();
@@ -212,7 +222,26 @@ detailed_result<std::string> connection::authenticate(std::size_t index) {
     auth_disabled_ = true;
     return std::string{};
   }
-  return to_error(status, "authenticating as user '" + options_.username + "'", ep.address);
+  return to_error(status, "authenticating as user '" + options_.username + "'", endpoints_[index]->address);
+}
+
+std::optional<std::string> connection::cached_token() {
+  if (!authenticates()) {
+    return std::string{};
+  }
+  std::lock_guard lock(mutex_);
+  if (!token_.empty() || auth_disabled_) {
+    return token_;
+  }
+  return std::nullopt;
+}
+
+void connection::drop_token(const std::string& stale) {
+  std::lock_guard lock(mutex_);
+  if (token_ == stale) {
+    token_.clear();
+    auth_disabled_ = false;
+  }
 }
 
 detailed_result<std::string> connection::token(std::size_t index) {

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,6 +64,21 @@ public:
   detailed_result<std::string> token(std::size_t index);
   /// Drops `stale` (unless another thread already replaced it) and authenticates again.
   detailed_result<std::string> refresh_token(std::size_t index, const std::string& stale);
+
+  // The non-blocking pieces of the above, for asynchronous calls (which send their own
+  // Authenticate request and must not wait for a round trip on the caller's thread).
+
+  /// The token to send when it is known without a round trip ("" without a username, or when etcd
+  /// has authentication disabled); nullopt when an Authenticate call must come first.
+  std::optional<std::string> cached_token();
+  /// Forgets `stale` unless another call already replaced it; then `cached_token` is nullopt.
+  void drop_token(const std::string& stale);
+  /// The Authenticate request for the configured user.
+  etcdserverpb::AuthenticateRequest authenticate_request() const;
+  /// Records the answer of an Authenticate call to endpoint `index`: the token, or "" when etcd has
+  /// authentication disabled, or the error.
+  detailed_result<std::string> finish_authenticate(std::size_t index, const grpc::Status& status,
+                                                   const etcdserverpb::AuthenticateResponse& response);
 
   /// Runs a unary call with the deadline, the token, failover and one re-authentication; see the
   /// file comment of informer/etcd/client.hpp. `what` names the call in error messages.
