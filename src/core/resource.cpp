@@ -69,6 +69,9 @@ const std::array builtin_table{
              "ValidatingWebhookConfiguration", false},
     resource{"apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false},
     resource{"apiregistration.k8s.io", "v1", "apiservices", "APIService", false},
+    resource{"flowcontrol.apiserver.k8s.io", "v1beta1", "flowschemas", "FlowSchema", false},
+    resource{"flowcontrol.apiserver.k8s.io", "v1beta1", "prioritylevelconfigurations", "PriorityLevelConfiguration",
+             false},
 };
 
 }  // namespace

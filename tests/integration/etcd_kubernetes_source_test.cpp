@@ -303,12 +303,6 @@ BOOST_AUTO_TEST_CASE(storage_prefixes_claim_every_key_of_a_1_20_control_plane,
   }
   const informer::resource widgets{.group = "example.com", .version = "v1", .plural = "widgets", .kind = "Widget"};
   prefixes.emplace_back(etcd::key_prefix({.resource = widgets}), "widgets");
-  // Not in the built-in table, but stored by every 1.20 server (API Priority and Fairness).
-  for (const char* plural : {"flowschemas", "prioritylevelconfigurations"}) {
-    const informer::resource r{.group = "flowcontrol.apiserver.k8s.io", .version = "v1beta1", .plural = plural,
-                               .kind = "x", .namespaced = false};
-    prefixes.emplace_back(etcd::key_prefix({.resource = r}), plural);
-  }
   BOOST_TEST(etcd::key_prefix({.resource = widgets}) == "/registry/example.com/widgets/");
   BOOST_TEST(etcd::key_prefix({.resource = informer::parse_resource("pods").value(), .etcd_prefix = "/other/",
                                .ns = "shop"}) == "/other/pods/shop/");
