@@ -11,6 +11,8 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
 
 #include <atomic>
@@ -57,12 +59,15 @@ std::string list_accept(const apiserver_lister_watcher_options& o) {
 
 std::string watch_accept(const apiserver_lister_watcher_options& o) {
   if (o.metadata_only) {
+    const std::string json = partial_metadata(json_media, "PartialObjectMetadata");
     return o.encoding == wire_encoding::protobuf
-               ? partial_metadata(protobuf_media, "PartialObjectMetadata") + ";stream=watch"
-               : partial_metadata(json_media, "PartialObjectMetadata");
+               ? partial_metadata(protobuf_media, "PartialObjectMetadata") + ";stream=watch, " + json
+               : json;
   }
-  return o.encoding == wire_encoding::protobuf ? std::string(protobuf_media) + ";stream=watch"
-                                               : std::string(json_media);
+  // As for lists, JSON is accepted too: a server that cannot stream protobuf answers in JSON.
+  return o.encoding == wire_encoding::protobuf
+             ? std::string(protobuf_media) + ";stream=watch, " + std::string(json_media)
+             : std::string(json_media);
 }
 
 // One pending list or watch open: completes its handler once, through the handler's executor,
@@ -117,37 +122,42 @@ private:
   const asio::any_io_executor fallback_;
 };
 
-// One open watch: reads the body, decodes events, hands them out one async_next at a time.
-class apiserver_watch_stream final : public watch_stream, public std::enable_shared_from_this<apiserver_watch_stream> {
+// One open watch: reads the body, decodes events, hands them out one async_next at a time. Pending
+// reads keep it alive; the user holds it through `apiserver_watch_stream`, whose destruction
+// cancels it, so a dropped stream closes its connection even with an async_next pending.
+class watch_core final : public std::enable_shared_from_this<watch_core> {
 public:
-  apiserver_watch_stream(std::shared_ptr<http_stream> http, bool protobuf, const detail::decode_settings& settings,
-                         asio::any_io_executor executor)
+  using handler_type = asio::any_completion_handler<watch_stream::next_signature>;
+
+  watch_core(std::shared_ptr<http_stream> http, bool protobuf, const detail::decode_settings& settings,
+             asio::any_io_executor executor)
       : http_(std::move(http)), decoder_(protobuf, settings), executor_(std::move(executor)) {}
 
-  // Dropping the stream closes the connection (a pending read keeps the stream alive, so this
-  // runs only when nobody waits).
-  ~apiserver_watch_stream() override { http_->cancel(); }
+  ~watch_core() { http_->cancel(); }
 
-  void cancel() override {
+  void cancel() {
     cancelled_.store(true);
     http_->cancel();
   }
 
-protected:
-  void next_impl(asio::any_completion_handler<next_signature> handler) override {
+  void next(handler_type handler) {
     if (busy_.exchange(true)) {
       asio::post(executor_, asio::append(std::move(handler),
-                                  informer::error(asio::error::already_started, "one async_next at a time"),
-                                  watch_event{}));
+                                         informer::error(asio::error::already_started, "one async_next at a time"),
+                                         watch_event{}));
       return;
+    }
+    // A cancellation slot ends the whole watch, as cancel() does. Weak: the slot may outlive it.
+    if (auto slot = asio::get_associated_cancellation_slot(handler); slot.is_connected()) {
+      slot.assign([weak = weak_from_this()](asio::cancellation_type) {
+        if (auto self = weak.lock()) self->cancel();
+      });
     }
     advance(std::move(handler));
   }
 
 private:
-  using handler_type = asio::any_completion_handler<next_signature>;
-
-  // Everything below runs for the one outstanding async_next: from next_impl, then from the read
+  // Everything below runs for the one outstanding async_next: from next(), then from the read
   // completions it chains, one after another; so ready_, final_ and decoder_ need no lock.
   void advance(handler_type handler) {
     if (cancelled_.load()) return deliver(std::move(handler), aborted(), {});
@@ -170,21 +180,35 @@ private:
     } else if (e.code() == make_error_code(errc::end_of_stream)) {
       final_ = decoder_.finish();
       if (!final_) final_ = std::move(e);
+    } else if (e.code() == boost::beast::http::error::partial_message ||
+               e.code() == asio::ssl::error::stream_truncated) {
+      // The server went away mid-body (a restart, a dropped connection): the watch was cut, not
+      // refused, so the reflector reopens it from its last resourceVersion. An event cut in half
+      // is lost here and delivered again by the reopened watch.
+      final_ = {asio::error::eof, "watch connection cut: " + e.what()};
     } else if (e) {
       final_ = std::move(e);
     } else {
+      decode(bytes);
+    }
+    advance(std::move(handler));
+  }
+
+  void decode(const std::string& bytes) {
+    try {
       decoder_.feed(bytes);
       for (;;) {
         auto event = decoder_.next();
         if (!event) {
           final_ = event.error();  // after the events decoded before it
-          break;
+          return;
         }
-        if (!*event) break;
+        if (!*event) return;
         ready_.push_back(std::move(**event));
       }
+    } catch (const std::exception& ex) {  // e.g. bad_alloc on a huge event: end the watch, not the run loop
+      final_ = {errc::malformed_response, std::string("decoding the watch stream: ") + ex.what()};
     }
-    advance(std::move(handler));
   }
 
   void deliver(handler_type handler, informer::error e, watch_event event) {
@@ -201,6 +225,20 @@ private:
   const asio::any_io_executor executor_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> busy_{false};  // an async_next is outstanding
+};
+
+// What the user holds: dropping it cancels the watch.
+class apiserver_watch_stream final : public watch_stream {
+public:
+  explicit apiserver_watch_stream(std::shared_ptr<watch_core> core) : core_(std::move(core)) {}
+  ~apiserver_watch_stream() override { core_->cancel(); }
+  void cancel() override { core_->cancel(); }
+
+protected:
+  void next_impl(asio::any_completion_handler<next_signature> handler) override { core_->next(std::move(handler)); }
+
+private:
+  const std::shared_ptr<watch_core> core_;
 };
 
 }  // namespace
@@ -257,12 +295,18 @@ void apiserver_lister_watcher::list_impl(list_options o, asio::any_completion_ha
                            op->complete(std::move(e), {});
                            return;
                          }
-                         auto list = detail::decode_list(r.headers[http::field::content_type], r.body, st->decode);
-                         if (!list) {
-                           op->complete(list.error(), {});
-                           return;
+                         try {
+                           auto list = detail::decode_list(r.headers[http::field::content_type], r.body, st->decode);
+                           if (!list) {
+                             op->complete(list.error(), {});
+                             return;
+                           }
+                           op->complete({}, std::move(*list));
+                         } catch (const std::exception& ex) {  // e.g. bad_alloc: fail the list, not the run loop
+                           op->complete({errc::malformed_response, "decoding the list of " + to_string(st->res) +
+                                                                       ": " + ex.what()},
+                                        {});
                          }
-                         op->complete({}, std::move(*list));
                        });
 }
 
@@ -286,7 +330,8 @@ void apiserver_lister_watcher::watch_impl(watch_options o, asio::any_completion_
           return;
         }
         const bool protobuf = detail::is_protobuf(s->response().headers[http::field::content_type]);
-        auto stream = std::make_shared<apiserver_watch_stream>(std::move(s), protobuf, st->decode, st->client.get_executor());
+        auto stream = std::make_shared<apiserver_watch_stream>(
+            std::make_shared<watch_core>(std::move(s), protobuf, st->decode, st->client.get_executor()));
         op->complete({}, std::move(stream));  // if cancelled meanwhile, dropping it closes the connection
       });
 }

@@ -84,7 +84,7 @@ asio::awaitable<outcome<object_list>> run_list(http_client http, resource res, d
   if (e) co_return outcome<object_list>{std::move(e), {}};
   // The lister-watcher's decoding: items get the kind and apiVersion a GET shows.
   auto list = detail::decode_list(response.headers[http::field::content_type], response.body, {.res = std::move(res)});
-  if (!list) co_return outcome<object_list>{malformed(http, *r, list.error().what()), {}};
+  if (!list) co_return outcome<object_list>{{list.error().code(), list.error().detail() + " (" + describe(http, *r) + ")"}, {}};
   co_return outcome<object_list>{informer::error{}, std::move(*list)};
 }
 

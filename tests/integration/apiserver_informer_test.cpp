@@ -554,6 +554,27 @@ BOOST_AUTO_TEST_CASE(paged_lists_and_watch_stream_behaviour) {
   BOOST_TEST((std::chrono::steady_clock::now() - cancelled_at < 1s));
   BOOST_TEST((std::get<0>(quiet->async_next(asio::use_future).get()).code() == asio::error::operation_aborted));
 
+  // Dropping the stream with an async_next pending cancels it too: the read completes at once
+  // instead of keeping the connection open until the server's timeout.
+  auto [we3, dropped] = lw->async_watch({.resource_version = "", .allow_bookmarks = false}, asio::use_future).get();
+  BOOST_TEST_REQUIRE(!we3, we3.what());
+  for (int i = 0; i < 5; ++i) BOOST_TEST(!std::get<0>(dropped->async_next(asio::use_future).get()));
+  auto orphan = dropped->async_next(asio::use_future);
+  std::this_thread::sleep_for(100ms);
+  dropped.reset();
+  BOOST_TEST_REQUIRE((orphan.wait_for(2s) == std::future_status::ready));
+  BOOST_TEST((std::get<0>(orphan.get()).code() == asio::error::operation_aborted));
+
+  // So does the handler's cancellation slot.
+  auto [we4, slotted] = lw->async_watch({.resource_version = "", .allow_bookmarks = false}, asio::use_future).get();
+  BOOST_TEST_REQUIRE(!we4, we4.what());
+  for (int i = 0; i < 5; ++i) BOOST_TEST(!std::get<0>(slotted->async_next(asio::use_future).get()));
+  asio::cancellation_signal next_signal;
+  auto signalled = slotted->async_next(asio::bind_cancellation_slot(next_signal.slot(), asio::use_future));
+  std::this_thread::sleep_for(100ms);
+  next_signal.emit(asio::cancellation_type::terminal);
+  BOOST_TEST_REQUIRE((signalled.wait_for(2s) == std::future_status::ready));
+  BOOST_TEST((std::get<0>(signalled.get()).code() == asio::error::operation_aborted));
 }
 
 BOOST_AUTO_TEST_CASE(bookmarks_advance_the_resource_version) {

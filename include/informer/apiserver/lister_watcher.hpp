@@ -34,7 +34,10 @@
 //
 // Cancellation: a list or a watch open whose completion handler has a cancellation slot (e.g.
 // `bind_cancellation_slot`, as the reflector uses) completes with `operation_aborted` as soon as
-// the slot is signalled; the request itself is left to finish and its answer is discarded.
+// the slot is signalled; the request itself is left to finish and its answer is discarded. A
+// signalled slot of `async_next` ends the whole watch, as `cancel()` does. A watch whose
+// connection drops mid-body (the server restarted) ends with `asio::error::eof` ("watch connection
+// cut"), which the reflector treats as a cut: it reopens from its last resourceVersion.
 //
 // Threads: I/O runs on the client's executor, which `get_executor()` returns; no thread is started.
 // Completion handlers run through their associated executor, never inside the initiating call.
@@ -44,7 +47,8 @@
 // completes with `already_started`), `cancel()` from any thread.
 //
 // Lifetimes: pending operations and open streams keep what they need alive (the client's state,
-// the decoder); the executor must outlive them. Dropping a stream closes its connection.
+// the decoder); the executor must outlive them. Dropping a stream cancels it and closes its
+// connection, even with an `async_next` pending (which then completes with operation_aborted).
 #pragma once
 
 #include "informer/apiserver/http_client.hpp"

@@ -1,6 +1,9 @@
 #include "apiserver/detail/list_watch_codec.hpp"
 
 #include "informer/client/status.hpp"
+#include "informer/codec/protobuf.hpp"
+
+#include "codec/detail/wire.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/parse_options.hpp>
@@ -65,66 +68,47 @@ std::string item_kind(std::string_view list_kind, const decode_settings& s) {
   return std::string(list_kind.substr(0, list_kind.size() - suffix.size()));
 }
 
-// --- A minimal protobuf wire reader: the list and Status messages need no schema. ---
+// --- The list and Status messages are read field by field with the codec's wire reader: no
+// schema needed. A field of the wrong wire type makes the message malformed.
 
-bool read_varint(std::string_view data, std::size_t& pos, std::uint64_t& out) {
-  out = 0;
-  for (int shift = 0; shift < 64 && pos < data.size(); shift += 7) {
-    const auto byte = static_cast<unsigned char>(data[pos++]);
-    out |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) return true;
-  }
-  return false;
-}
+using codec::detail::wire_field;
+using codec::detail::wire_type;
 
-struct wire_field {
-  std::uint64_t number = 0;
-  std::uint64_t varint = 0;     // wire type 0
-  std::string_view bytes{};     // wire type 2
-};
-
-// Calls `f(field)` for each field of `message`; false for bytes that are not a message.
+// Calls `f(field)` for each field of `message`; false for bytes that are not a message, or when
+// `f` says so.
 template <class F>
 bool for_each_field(std::string_view message, F&& f) {
-  std::size_t pos = 0;
-  while (pos < message.size()) {
-    std::uint64_t key = 0;
-    if (!read_varint(message, pos, key)) return false;
-    wire_field field{.number = key >> 3};
-    switch (key & 7) {
-      case 0:
-        if (!read_varint(message, pos, field.varint)) return false;
-        break;
-      case 1:
-        if (message.size() - pos < 8) return false;
-        pos += 8;
-        break;
-      case 2: {
-        std::uint64_t n = 0;
-        if (!read_varint(message, pos, n) || n > message.size() - pos) return false;
-        field.bytes = message.substr(pos, n);
-        pos += n;
-        break;
-      }
-      case 5:
-        if (message.size() - pos < 4) return false;
-        pos += 4;
-        break;
-      default: return false;  // groups: never used by Kubernetes
-    }
-    if (!f(field)) return false;
+  codec::detail::decode_context ctx;
+  codec::detail::wire_reader reader(message);
+  wire_field field;
+  while (!reader.done()) {
+    if (!reader.next(field, ctx) || !f(field)) return false;
   }
   return true;
 }
 
-// metav1.Status {message = 3, reason = 4, details = 5, code = 6}; details are not needed to
-// classify an error.
+bool read_bytes(const wire_field& f, std::string& out) {
+  if (f.type != wire_type::length_delimited) return false;
+  out = std::string(f.bytes);
+  return true;
+}
+
+// metav1.Status. With the schemas compiled in, the whole of it (details and causes included, so it
+// classifies exactly as the same Status sent as JSON); without, {message = 3, reason = 4, code = 6}.
 detailed_result<status> status_from_protobuf(std::string_view raw) {
+  if (codec::has_schemas()) {
+    auto as_json = codec::message_to_json("k8s.io.apimachinery.pkg.apis.meta.v1.Status", raw);
+    if (!as_json) return malformed("the Status of an ERROR watch event: " + as_json.error().what());
+    return status::from_json(*as_json);
+  }
   status s;
   const bool ok = for_each_field(raw, [&](const wire_field& f) {
-    if (f.number == 3) s.message = std::string(f.bytes);
-    if (f.number == 4) s.reason = std::string(f.bytes);
-    if (f.number == 6) s.code = static_cast<std::int32_t>(f.varint);
+    if (f.number == 3) return read_bytes(f, s.message);
+    if (f.number == 4) return read_bytes(f, s.reason);
+    if (f.number == 6) {
+      s.code = static_cast<std::int32_t>(f.value);
+      return f.type == wire_type::varint;
+    }
     return true;
   });
   if (!ok) return malformed("the Status of an ERROR watch event is not a valid protobuf message");
@@ -187,14 +171,19 @@ detailed_result<object_list> decode_protobuf_list(std::string_view body, const d
   // continue = 3, remainingItemCount = 4}.
   const bool ok = for_each_field(env->raw, [&](const wire_field& f) {
     if (f.number == 1) {
+      if (f.type != wire_type::length_delimited) return false;
       return for_each_field(f.bytes, [&](const wire_field& m) {
-        if (m.number == 2) out.resource_version = std::string(m.bytes);
-        if (m.number == 3) out.continue_token = std::string(m.bytes);
-        if (m.number == 4) out.remaining_item_count = static_cast<std::int64_t>(m.varint);
+        if (m.number == 2) return read_bytes(m, out.resource_version);
+        if (m.number == 3) return read_bytes(m, out.continue_token);
+        if (m.number == 4) {
+          out.remaining_item_count = static_cast<std::int64_t>(m.value);
+          return m.type == wire_type::varint;
+        }
         return true;
       });
     }
     if (f.number != 2) return true;
+    if (f.type != wire_type::length_delimited) return false;
     const std::string context = "item " + std::to_string(index++) + " of the protobuf list of " + to_string(s.res);
     auto item = object_from_protobuf({.api_version = api_version, .kind = kind, .raw = f.bytes}, s, api_version, kind);
     if (!item) {
