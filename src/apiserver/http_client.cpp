@@ -1,5 +1,7 @@
 #include "informer/apiserver/http_client.hpp"
 
+#include "apiserver/detail/completion.hpp"
+
 #include "informer/client/status.hpp"
 #include "informer/controller/rate_limiter.hpp"
 
@@ -136,33 +138,6 @@ void release(connection_ptr c) {
   asio::post(strand, [c = std::move(c)]() mutable { c.reset(); });
 }
 
-informer::error error_from_exception(const std::exception_ptr& ep, const std::string& what) {
-  try {
-    std::rethrow_exception(ep);
-  } catch (const boost::system::system_error& e) {
-    return {e.code(), what + ": " + e.what()};
-  } catch (const std::exception& e) {
-    return {errc::api_error, what + ": " + e.what()};
-  } catch (...) {
-    return {errc::api_error, what + ": unknown exception"};
-  }
-}
-
-// A co_spawn completion that hands (error, value) to `handler` on the handler's own executor,
-// keeping that executor busy meanwhile.
-template <class Value>
-auto deliver_to(asio::any_completion_handler<void(informer::error, Value)> handler,
-                const asio::any_io_executor& fallback, std::string what) {
-  auto work = asio::prefer(asio::get_associated_executor(handler, fallback), asio::execution::outstanding_work.tracked);
-  return [handler = std::move(handler), work = std::move(work), what = std::move(what)](
-             std::exception_ptr ep, std::tuple<informer::error, Value> result) mutable {
-    if (ep) result = {error_from_exception(ep, what), Value{}};
-    asio::dispatch(work, [handler = std::move(handler), result = std::move(result)]() mutable {
-      std::apply(std::move(handler), std::move(result));
-    });
-  };
-}
-
 bool idempotent(http::verb method) {
   switch (method) {
     case http::verb::get:
@@ -173,43 +148,6 @@ bool idempotent(http::verb method) {
     case http::verb::trace: return true;
     default: return false;
   }
-}
-
-std::string trimmed(std::string_view s, std::size_t max) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r\n");
-  std::string out{s.substr(first, last - first + 1)};
-  if (out.size() > max) out = out.substr(0, max) + "...";
-  return out;
-}
-
-std::optional<std::chrono::seconds> retry_after_header(const http::fields& headers) {
-  const auto it = headers.find(http::field::retry_after);
-  if (it == headers.end()) return std::nullopt;
-  const auto v = it->value();
-  long long seconds = 0;
-  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
-  if (ec != std::errc{} || end != v.data() + v.size() || seconds < 0) return std::nullopt;  // HTTP dates: not used by Kubernetes
-  return std::chrono::seconds(seconds);
-}
-
-// What a non-2xx answer stands for: its Kubernetes Status, or one made from the HTTP status.
-status status_of(const http_response& r) {
-  status st;
-  boost::system::error_code ec;
-  const auto v = boost::json::parse(r.body, ec);
-  const auto* o = ec ? nullptr : v.if_object();
-  const auto* kind = o ? o->if_contains("kind") : nullptr;
-  if (kind && kind->is_string() && kind->get_string() == "Status") {
-    st = status::from_json(v);
-  } else {
-    st.reason = std::string{http::obsolete_reason(http::int_to_status(r.status_code))};
-    st.message = trimmed(r.body, 512);
-  }
-  if (st.code == 0) st.code = static_cast<std::int32_t>(r.status_code);
-  if (!st.retry_after) st.retry_after = retry_after_header(r.headers);
-  return st;
 }
 
 informer::error status_error(const http_response& r, const std::string& what) {

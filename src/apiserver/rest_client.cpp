@@ -1,19 +1,17 @@
 #include "informer/apiserver/rest_client.hpp"
 
+#include "apiserver/detail/completion.hpp"
 #include "apiserver/detail/list_watch_codec.hpp"
 
 #include "informer/apiserver/resource_path.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
 #include <algorithm>
-#include <exception>
 #include <random>
 #include <tuple>
 
@@ -35,28 +33,6 @@ std::string describe(const http_client& http, const rest_request& r) {
 
 informer::error malformed(const http_client& http, const rest_request& r, const std::string& why) {
   return {errc::malformed_response, why + " (" + describe(http, r) + ")"};
-}
-
-// A co_spawn completion that hands the outcome to `handler` on the handler's own executor.
-template <class Value>
-auto deliver_to(asio::any_completion_handler<void(informer::error, Value)> handler, const asio::any_io_executor& io) {
-  auto work = asio::prefer(asio::get_associated_executor(handler, io), asio::execution::outstanding_work.tracked);
-  return [handler = std::move(handler), work = std::move(work)](std::exception_ptr ep, outcome<Value> result) mutable {
-    if (ep) {
-      // A throwing mutation function, or an allocation failure: reported, never propagated
-      // into the executor's run loop.
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& ex) {
-        result = {informer::error{errc::api_error, std::string{"exception: "} + ex.what()}, Value{}};
-      } catch (...) {
-        result = {informer::error{errc::api_error, "exception of unknown type"}, Value{}};
-      }
-    }
-    asio::dispatch(work, [handler = std::move(handler), result = std::move(result)]() mutable {
-      std::apply(std::move(handler), std::move(result));
-    });
-  };
 }
 
 asio::awaitable<outcome<http_response>> send(http_client http, const rest_request& r) {
@@ -88,26 +64,13 @@ asio::awaitable<outcome<object_list>> run_list(http_client http, resource res, d
   co_return outcome<object_list>{informer::error{}, std::move(*list)};
 }
 
-bool is_status(const json::value& v) {
-  const auto* o = v.if_object();
-  const auto* kind = o ? o->if_contains("kind") : nullptr;
-  return kind && kind->is_string() && kind->get_string() == "Status";
-}
-
-// A success Status often leaves its code out; the HTTP status stands in for it.
-status status_of(const json::value& v, const http_response& response) {
-  auto st = status::from_json(v);
-  if (st.code == 0) st.code = static_cast<std::int32_t>(response.status_code);
-  return st;
-}
-
 asio::awaitable<outcome<delete_result>> run_delete(http_client http, detailed_result<rest_request> r) {
   if (!r) co_return outcome<delete_result>{r.error(), {}};
   auto [e, response] = co_await send(http, *r);
   if (e) co_return outcome<delete_result>{std::move(e), {}};
-  boost::system::error_code ec;
-  const json::value v = json::parse(response.body, ec);
-  if (!ec && is_status(v)) co_return outcome<delete_result>{informer::error{}, {.status = status_of(v, response)}};
+  if (detail::is_status_body(response.body)) {
+    co_return outcome<delete_result>{informer::error{}, {.status = detail::status_of(response)}};
+  }
   auto [oe, obj] = to_object(http, *r, response);
   co_return outcome<delete_result>{std::move(oe), {.object = std::move(obj)}};
 }
@@ -116,10 +79,10 @@ asio::awaitable<outcome<status>> run_status(http_client http, detailed_result<re
   if (!r) co_return outcome<status>{r.error(), {}};
   auto [e, response] = co_await send(http, *r);
   if (e) co_return outcome<status>{std::move(e), {}};
-  boost::system::error_code ec;
-  const json::value v = json::parse(response.body, ec);
-  if (ec || !is_status(v)) co_return outcome<status>{malformed(http, *r, "the answer is not a Status"), {}};
-  co_return outcome<status>{informer::error{}, status_of(v, response)};
+  if (!detail::is_status_body(response.body)) {
+    co_return outcome<status>{malformed(http, *r, "the answer is not a Status"), {}};
+  }
+  co_return outcome<status>{informer::error{}, detail::status_of(response)};
 }
 
 std::string_view content_type(patch_type type) {
@@ -274,22 +237,22 @@ rest_client::request rest_client::evict_request(std::string_view pod, const dele
 
 void rest_client::start(request r, asio::any_completion_handler<object_signature> handler) const {
   asio::co_spawn(http_.get_executor(), run_object(http_, std::move(r)),
-                 deliver_to<object::ptr>(std::move(handler), http_.get_executor()));
+                 detail::deliver_to<object::ptr>(std::move(handler), http_.get_executor(), to_string(resource_)));
 }
 
 void rest_client::start(request r, asio::any_completion_handler<list_signature> handler) const {
   asio::co_spawn(http_.get_executor(), run_list(http_, resource_, std::move(r)),
-                 deliver_to<object_list>(std::move(handler), http_.get_executor()));
+                 detail::deliver_to<object_list>(std::move(handler), http_.get_executor(), to_string(resource_)));
 }
 
 void rest_client::start(request r, asio::any_completion_handler<delete_signature> handler) const {
   asio::co_spawn(http_.get_executor(), run_delete(http_, std::move(r)),
-                 deliver_to<delete_result>(std::move(handler), http_.get_executor()));
+                 detail::deliver_to<delete_result>(std::move(handler), http_.get_executor(), to_string(resource_)));
 }
 
 void rest_client::start(request r, asio::any_completion_handler<status_signature> handler) const {
   asio::co_spawn(http_.get_executor(), run_status(http_, std::move(r)),
-                 deliver_to<status>(std::move(handler), http_.get_executor()));
+                 detail::deliver_to<status>(std::move(handler), http_.get_executor(), to_string(resource_)));
 }
 
 namespace {
@@ -339,7 +302,7 @@ asio::awaitable<outcome<object::ptr>> retry_on_conflict(rest_client client, std:
 void rest_client::start_retry(std::string name, mutation_function mutate, conflict_retry_options options,
                               asio::any_completion_handler<object_signature> handler) const {
   asio::co_spawn(http_.get_executor(), retry_on_conflict(*this, std::move(name), std::move(mutate), std::move(options)),
-                 deliver_to<object::ptr>(std::move(handler), http_.get_executor()));
+                 detail::deliver_to<object::ptr>(std::move(handler), http_.get_executor(), to_string(resource_)));
 }
 
 }  // namespace informer

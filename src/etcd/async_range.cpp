@@ -8,6 +8,7 @@
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/require.hpp>
@@ -48,10 +49,11 @@ public:
         request_(std::move(request)),
         first_(conn_->preferred()) {
     handler_.swap(handler);  // (Boost 1.81's move assignment of any_completion_handler recurses)
-    // A handler without an executor of its own completes on Asio's system executor, never inline.
+    // A handler without an executor of its own completes on Asio's system executor. Never
+    // blocking: `finish` queues the completion even should it run inside the initiating call.
     work_ = asio::prefer(
         asio::get_associated_executor(handler_, asio::require(asio::system_executor(), asio::execution::blocking.never)),
-        asio::execution::outstanding_work.tracked);
+        asio::execution::blocking.never, asio::execution::outstanding_work.tracked);
   }
 
   // On the initiating thread, once.
@@ -177,9 +179,9 @@ private:
 
   void finish_canceled() { finish(error{errc::canceled, what_ + ": canceled"}, {}); }
 
-  // The last step: hands the result to the handler's executor. It runs on a gRPC thread (gRPC's
-  // callback API never calls back inside the initiating call), so `execute` queues the job rather
-  // than running it here.
+  // The last step: hands the result to the handler's executor. `work_` prefers blocking.never, so
+  // `execute` queues the job rather than running it here: never inline in the initiating call (a
+  // cancellation before the first step, or a gRPC callback made inline), nor on a gRPC thread.
   // The tracked executor is moved out, not copied: its last owner is this thread, and the queued
   // job itself keeps the executor's context busy until it has run.
   void finish(error failure, range_result result) {

@@ -1,8 +1,8 @@
 #include "informer/etcd/generic_source.hpp"
 
-#include "etcd/detail/object_json.hpp"
+#include "informer/core/key.hpp"
 
-#include <boost/json/parse.hpp>
+#include "etcd/detail/object_json.hpp"
 
 #include <stdexcept>
 
@@ -11,11 +11,6 @@ namespace informer::etcd {
 namespace {
 
 namespace json = boost::json;
-
-informer::error keyed(std::string_view key, std::int64_t mod_revision, const informer::error& e) {
-  return {e.code(),
-          "etcd key '" + std::string{key} + "' (mod_revision " + std::to_string(mod_revision) + "): " + e.detail()};
-}
 
 class generic_decoder final : public object_decoder {
 public:
@@ -27,26 +22,22 @@ public:
     if (decode_) {
       auto decoded = decode_(kv.key, kv.value);
       if (!decoded) {
-        return keyed(kv.key, kv.mod_revision, decoded.error());
+        return detail::keyed(kv.key, kv.mod_revision, decoded.error());
       }
       body = std::move(*decoded);
-    } else {
-      boost::system::error_code ec;
-      body = json::parse(kv.value, ec);
-      if (ec) {
-        return keyed(kv.key, kv.mod_revision,
-                     informer::error{informer::errc::invalid_json, "the value is not valid JSON: " + ec.message()});
+      if (auto e = detail::prepare_body(body, resource_version, false)) {
+        return detail::keyed(kv.key, kv.mod_revision, e);
       }
-    }
-    if (!body.is_object()) {
-      return keyed(kv.key, kv.mod_revision, informer::error{informer::errc::not_an_object, "the value is not a JSON object"});
-    }
-    if (!detail::set_resource_version(body, resource_version, false)) {
-      return keyed(kv.key, kv.mod_revision, informer::error{informer::errc::invalid_field, "metadata is not an object"});
+    } else {
+      auto parsed = detail::parse_body(kv.key, kv.mod_revision, kv.value, resource_version);
+      if (!parsed) {
+        return parsed.error();
+      }
+      body = std::move(*parsed);
     }
     auto& metadata = body.get_object()["metadata"].get_object();
     if (auto named = name_metadata(kv.key, metadata); named) {
-      return keyed(kv.key, kv.mod_revision, named);
+      return detail::keyed(kv.key, kv.mod_revision, named);
     }
     if (labels_) {
       const label_set extracted = labels_(kv.key, body);
@@ -56,11 +47,7 @@ public:
       }
       metadata["labels"] = std::move(labels);
     }
-    auto obj = object::from_json(body);
-    if (!obj) {
-      return keyed(kv.key, kv.mod_revision, obj.error());
-    }
-    return std::move(*obj);
+    return detail::keyed_object(kv.key, kv.mod_revision, body);
   }
 
   detailed_result<object::ptr> placeholder(std::string_view key, std::int64_t resource_version) const override {
@@ -81,9 +68,8 @@ private:
       return {informer::errc::invalid_key, "the key names no object below the prefix '" + prefix_ + "'"};
     }
     const std::string_view rest = key.substr(prefix_.size());
-    const auto slash = rest.find('/');
-    if (layout_ == key_layout::name || slash == std::string_view::npos) {
-      if (slash != std::string_view::npos) {
+    if (layout_ == key_layout::name) {
+      if (rest.find('/') != std::string_view::npos) {
         return {informer::errc::invalid_key,
                 "'" + std::string{rest} + "' below the prefix holds '/' (use key_layout::namespace_name for ns/name)"};
       }
@@ -91,13 +77,16 @@ private:
       metadata.erase("namespace");
       return {};
     }
-    const std::string_view ns = rest.substr(0, slash);
-    const std::string_view name = rest.substr(slash + 1);
-    if (ns.empty() || name.empty() || name.find('/') != std::string_view::npos) {
+    auto parts = split_key(rest);  // "name" or "namespace/name"
+    if (!parts) {
       return {informer::errc::invalid_key, "'" + std::string{rest} + "' below the prefix is not <namespace>/<name>"};
     }
-    metadata["namespace"] = ns;
-    metadata["name"] = name;
+    if (parts->ns.empty()) {
+      metadata.erase("namespace");
+    } else {
+      metadata["namespace"] = parts->ns;
+    }
+    metadata["name"] = parts->name;
     return {};
   }
 
@@ -119,7 +108,8 @@ std::shared_ptr<source> make_generic_source(std::shared_ptr<client> etcd, boost:
   return source::create(std::move(etcd), std::move(executor),
                         {.prefix = std::move(options.prefix),
                          .decoder = std::move(decoder),
-                         .on_decode_error = std::move(options.on_decode_error)});
+                         .on_decode_error = std::move(options.on_decode_error),
+                         .watch_buffer_bytes = options.watch_buffer_bytes});
 }
 
 }  // namespace informer::etcd

@@ -5,8 +5,6 @@
 
 #include "etcd/detail/object_json.hpp"
 
-#include <boost/json/parse.hpp>
-
 #include <algorithm>
 #include <array>
 #include <stdexcept>
@@ -70,54 +68,40 @@ std::string trimmed_prefix(std::string_view etcd_prefix) {
   return out;
 }
 
-informer::error keyed(const std::string& key, std::int64_t mod_revision, const informer::error& e) {
-  return {e.code(), "etcd key '" + key + "' (mod_revision " + std::to_string(mod_revision) + "): " + e.detail()};
-}
-
 class kubernetes_decoder final : public object_decoder {
 public:
   explicit kubernetes_decoder(const kubernetes_source_options& options)
       : resource_(options.resource),
         base_(key_prefix({.resource = options.resource, .etcd_prefix = options.etcd_prefix, .ns = {},
-                          .on_decode_error = {}})) {}
+                          .on_decode_error = {}, .watch_buffer_bytes = options.watch_buffer_bytes})) {}
 
   detailed_result<object::ptr> decode(const key_value& kv, std::int64_t resource_version) const override {
     const std::string_view value = kv.value;
     json::value body;
     if (looks_like_json(value)) {
       // Custom resources and CRDs are stored as JSON.
-      boost::system::error_code ec;
-      body = json::parse(value, ec);
-      if (ec) {
-        return keyed(kv.key, kv.mod_revision,
-                     informer::error{codec::errc::malformed, "the value is not valid JSON: " + ec.message()});
+      auto parsed = detail::parse_body(kv.key, kv.mod_revision, value, resource_version);
+      if (!parsed) {
+        return parsed.error();
       }
-      if (!detail::set_resource_version(body, resource_version, false)) {
-        return keyed(kv.key, kv.mod_revision,
-                     informer::error{informer::errc::not_an_object, "the value is not a JSON object with metadata"});
-      }
+      body = std::move(*parsed);
     } else {
       // Everything else must be the protobuf envelope; unwrap_envelope names what it is instead
       // (`encrypted` for k8s:enc:, `not_protobuf` for an unknown encoding).
       auto env = codec::unwrap_envelope(value);
       if (!env) {
-        return keyed(kv.key, kv.mod_revision, env.error());
+        return detail::keyed(kv.key, kv.mod_revision, env.error());
       }
       auto decoded = codec::to_json(*env);
       if (!decoded) {
-        return keyed(kv.key, kv.mod_revision, decoded.error());
+        return detail::keyed(kv.key, kv.mod_revision, decoded.error());
       }
       body = std::move(*decoded);
-      if (!detail::set_resource_version(body, resource_version, true)) {
-        return keyed(kv.key, kv.mod_revision,
-                     informer::error{informer::errc::not_an_object, "the decoded object has no metadata"});
+      if (auto e = detail::prepare_body(body, resource_version, true)) {
+        return detail::keyed(kv.key, kv.mod_revision, e);
       }
     }
-    auto obj = object::from_json(body);
-    if (!obj) {
-      return keyed(kv.key, kv.mod_revision, obj.error());
-    }
-    return std::move(*obj);
+    return detail::keyed_object(kv.key, kv.mod_revision, body);
   }
 
   detailed_result<object::ptr> placeholder(std::string_view key, std::int64_t resource_version) const override {
@@ -190,7 +174,8 @@ std::shared_ptr<source> make_kubernetes_source(std::shared_ptr<client> etcd, boo
   return source::create(std::move(etcd), std::move(executor),
                         {.prefix = key_prefix(options),
                          .decoder = make_kubernetes_decoder(options),
-                         .on_decode_error = std::move(options.on_decode_error)});
+                         .on_decode_error = std::move(options.on_decode_error),
+                         .watch_buffer_bytes = options.watch_buffer_bytes});
 }
 
 }  // namespace informer::etcd

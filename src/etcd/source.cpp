@@ -19,6 +19,7 @@
 #include <atomic>
 #include <charconv>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -37,6 +38,7 @@ struct source::shared {
   std::shared_ptr<const object_decoder> decoder;
   std::function<void(const decode_failure&)> on_decode_error;
   asio::any_io_executor executor;
+  std::size_t watch_buffer_bytes = 0;
   mutable std::atomic<std::uint64_t> failures{0};
 
   // The object for `kv`, or null after reporting why it cannot be decoded.
@@ -103,17 +105,46 @@ std::string make_continue_token(std::int64_t revision, std::string_view last_key
 
 // --- watch ---------------------------------------------------------------------------------------
 
+// What a raw update weighs in a stream's buffer: its keys and values, plus a little per event.
+std::size_t buffered_size(const watch_update& u) {
+  std::size_t bytes = sizeof(watch_update);
+  for (const event& e : u.events) {
+    bytes += sizeof(event) + e.kv.key.size() + e.kv.value.size();
+    if (e.prev_kv) {
+      bytes += e.prev_kv->key.size() + e.prev_kv->value.size();
+    }
+  }
+  return bytes;
+}
+
+// The watch stream broke (etcd restarted, the network failed): the watch itself is still good.
+bool transport_failure(const informer::error& e) {
+  return e.code() == make_error_code(errc::unavailable) || e.code() == make_error_code(errc::deadline_exceeded);
+}
+
 // The state of one watch, shared by its stream object, the client-thread callback and the jobs
 // posted to the source's executor.
 //
 // Lock rule: `mutex` guards every member below it. It is held only briefly: never while decoding,
 // never while a completion handler runs or is destroyed (handlers leave under it only by being moved
 // into a post), never while a watch handle is destroyed. Calls made under it only queue work
-// (`asio::post`, `watch_handle::cancel`), so the client's thread, which takes it in the watch
-// callback, never waits for anything that waits for it.
+// (`asio::post`, `watch_handle::cancel` and `detach`), so the client's thread, which takes it in
+// the watch callback, never waits for anything that waits for it.
 struct watch_state : std::enable_shared_from_this<watch_state> {
   watch_state(std::shared_ptr<const source::shared> s, selectors sel, bool allow_bookmarks)
       : shared(std::move(s)), filter(std::move(sel)), bookmarks(allow_bookmarks) {}
+
+  watch_state(const watch_state&) = delete;
+  watch_state& operator=(const watch_state&) = delete;
+
+  // Wherever the last owner lets go (the client's thread included): nothing to wait for, since the
+  // callback owns this state.
+  ~watch_state() { handle.detach(); }
+
+  struct raw_update {
+    watch_update update;
+    std::size_t bytes;  // buffered_size(update)
+  };
 
   const std::shared_ptr<const source::shared> shared;
   const selectors filter;
@@ -124,7 +155,9 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   open_handler opening;                         // async_watch's handler, until etcd answers
   std::shared_ptr<watch_stream> opening_stream;  // handed to `opening` on success
   asio::any_io_executor opening_work;            // outstanding work while opening
-  std::deque<watch_update> raw;                 // from the client's thread, not yet converted
+  std::deque<raw_update> raw;                   // from the client's thread, not yet converted
+  std::size_t raw_bytes = 0;                    // the sum of `raw`'s sizes
+  bool fell_behind = false;                     // `raw` overflowed: the etcd watch is canceled
   std::deque<watch_event> ready;                // converted, not yet taken by async_next
   std::optional<informer::error> end;           // delivered once `raw` and `ready` are drained
   bool cancelled = false;
@@ -146,17 +179,61 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
                                         : informer::error{asio::error::operation_aborted, "watch canceled"};
         end = why;
         asio::post(shared->executor, asio::append(std::move(opening), why, std::shared_ptr<watch_stream>{}));
-        // The stream must not die on this thread (its handle would wait for this very callback).
+        // The stream must not die under the lock (its destructor takes it).
         asio::post(shared->executor, [dropped = std::move(stream)] {});
       }
       opening_work = nullptr;
       return;
     }
-    if (cancelled || u.kind == watch_update_kind::created) {
+    if (cancelled || fell_behind || u.kind == watch_update_kind::created) {
       return;
     }
-    raw.push_back(std::move(u));
+    const std::size_t bytes = buffered_size(u);
+    if (!raw.empty() && raw_bytes + bytes > shared->watch_buffer_bytes) {
+      fall_behind_locked();
+      return;
+    }
+    raw_bytes += bytes;
+    raw.push_back({std::move(u), bytes});
     schedule_pump_locked();
+  }
+
+  // The reader is too slow: stop the etcd watch, drop what it has not converted yet, and end the
+  // stream after the converted events, as a cut. Every dropped update comes after those events, so
+  // a watch from the last revision the reader saw gets them again from etcd's history.
+  void fall_behind_locked() {
+    fell_behind = true;
+    raw.clear();
+    raw_bytes = 0;
+    if (!end) {
+      end = informer::error{informer::errc::end_of_stream,
+                            "the watch fell behind: more than " + std::to_string(shared->watch_buffer_bytes) +
+                                " bytes of etcd updates waited for the reader; watch again from the last revision read"};
+    }
+    handle.cancel();
+    schedule_pump_locked();
+  }
+
+  // Any thread: the cancellation slot of async_watch's handler fired. Completes a pending open
+  // with operation_aborted (posted) and cancels the etcd watch; nothing once the open completed.
+  void abort_open() {
+    std::shared_ptr<watch_stream> stream;
+    {
+      std::lock_guard lock(mutex);
+      if (!opening) {
+        return;
+      }
+      stream = std::move(opening_stream);
+      cancelled = true;
+      raw.clear();
+      raw_bytes = 0;
+      ready.clear();
+      end = informer::error{asio::error::operation_aborted, "watch canceled while opening"};
+      asio::post(shared->executor, asio::append(std::move(opening), *end, std::shared_ptr<watch_stream>{}));
+      opening_work = nullptr;
+      handle.cancel();
+    }
+    // `stream` goes here, outside the lock (its destructor takes it); it waits for nothing.
   }
 
   void schedule_pump_locked() {
@@ -179,7 +256,8 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
         break;
       }
       if (!raw.empty()) {
-        watch_update u = std::move(raw.front());
+        watch_update u = std::move(raw.front().update);
+        raw_bytes -= raw.front().bytes;
         raw.pop_front();
         lock.unlock();
         std::vector<watch_event> events;
@@ -219,6 +297,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
     }
     cancelled = true;
     raw.clear();
+    raw_bytes = 0;
     ready.clear();
     end = informer::error{asio::error::operation_aborted, "watch canceled"};
     if (waiting) {
@@ -253,6 +332,11 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
                                                 .details = {},
                                                 .retry_after = std::nullopt}});
           final_error = informer::error{informer::errc::end_of_stream, "watch closed after an ERROR event"};
+        } else if (transport_failure(u.failure)) {
+          // A cut, not a failure: a watch from the last revision read resumes without a relist.
+          final_error = informer::error{informer::errc::end_of_stream,
+                                        "the etcd watch stream broke (" + u.failure.what() +
+                                            "); watch again from the last revision read"};
         } else {
           final_error = u.failure;
         }
@@ -343,14 +427,12 @@ public:
   etcd_watch_stream(const etcd_watch_stream&) = delete;
   etcd_watch_stream& operator=(const etcd_watch_stream&) = delete;
 
+  // Waits for nothing (it may run on an executor thread that other informers share): the etcd
+  // watch is detached, its final update still comes, to the callback, which owns `state_`.
   ~etcd_watch_stream() override {
     state_->cancel();
-    watch_handle handle;
-    {
-      std::lock_guard lock(state_->mutex);
-      handle = std::move(state_->handle);
-    }
-    // `handle` is destroyed here, outside the lock: it waits for the watch's final update.
+    std::lock_guard lock(state_->mutex);
+    state_->handle.detach();
   }
 
   void cancel() override { state_->cancel(); }
@@ -407,12 +489,16 @@ std::shared_ptr<source> source::create(std::shared_ptr<client> etcd, asio::any_i
   if (options.prefix.empty()) {
     throw std::invalid_argument("etcd::source: empty prefix");
   }
+  if (options.watch_buffer_bytes == 0) {
+    throw std::invalid_argument("etcd::source: watch_buffer_bytes must be positive");
+  }
   auto state = std::make_shared<shared>();
   state->range_end = prefix_end(options.prefix);
   state->prefix = std::move(options.prefix);
   state->decoder = std::move(options.decoder);
   state->on_decode_error = std::move(options.on_decode_error);
   state->executor = executor;
+  state->watch_buffer_bytes = options.watch_buffer_bytes;
   return std::make_shared<source>(passkey{}, std::move(etcd), std::move(executor), std::move(state));
 }
 
@@ -497,7 +583,7 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
   std::int64_t start = 0;
   if (!options.resource_version.empty() && options.resource_version != "0") {
     const auto rev = parse_revision(options.resource_version);
-    if (!rev) {
+    if (!rev || *rev == std::numeric_limits<std::int64_t>::max()) {  // (no revision follows the largest)
       return fail(bad_request("invalid resourceVersion \"" + options.resource_version + "\""));
     }
     start = *rev + 1;
@@ -512,6 +598,14 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
                                     .start_revision = start,
                                     .prev_kv = true,
                                     .progress_notify = true};
+  // The reflector cancels a pending open through the slot so that stop() returns promptly.
+  if (auto slot = asio::get_associated_cancellation_slot(handler); slot.is_connected()) {
+    slot.assign([weak = std::weak_ptr<watch_state>(state)](asio::cancellation_type) {
+      if (auto s = weak.lock()) {
+        s->abort_open();
+      }
+    });
+  }
   {
     std::lock_guard lock(state->mutex);
     state->opening_work = asio::prefer(executor_, asio::execution::outstanding_work.tracked);
@@ -523,8 +617,8 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
                                      [state](watch_update u) { state->on_update(std::move(u)); });
   std::lock_guard lock(state->mutex);
   state->handle = std::move(handle);
-  if (state->cancelled) {
-    // The reader canceled (or dropped) the stream before the handle got here.
+  if (state->cancelled || state->end) {
+    // Canceled, dropped, timed out or fallen behind before the handle got here.
     state->handle.cancel();
   }
 }

@@ -35,6 +35,12 @@ void watch_handle::cancel() noexcept {
   }
 }
 
+void watch_handle::detach() noexcept {
+  cancel();
+  hub_.reset();
+  id_ = 0;
+}
+
 namespace detail {
 
 namespace {

@@ -1,6 +1,7 @@
 // The etcd sources' shared machinery and the generic source, against a real etcd: the
 // asynchronous Range, paged snapshot lists, watch event mapping, client-side selectors,
-// undecodable values, compaction while disconnected, and an etcd restart under a running informer.
+// undecodable values, compaction while disconnected, an etcd restart under a running informer,
+// canceling a watch while it opens, and readers that fall behind a write burst.
 #include "informer/etcd/generic_source.hpp"
 
 #include "informer/client/shared_informer.hpp"
@@ -33,7 +34,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -111,6 +115,31 @@ public:
   void signal_etcd(int sig) {
     const int pid = std::stoi(server.env("ETCD_PID"));
     BOOST_REQUIRE(::kill(pid, sig) == 0);
+  }
+
+  // SIGSTOP takes effect asynchronously (a thread running on another core may still answer a
+  // request): returns once every thread of etcd has stopped.
+  void freeze_etcd() {
+    signal_etcd(SIGSTOP);
+    const std::filesystem::path tasks = "/proc/" + server.env("ETCD_PID") + "/task";
+    const bool stopped = eventually(
+        [&] {
+          for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+            std::ifstream stat(task.path() / "stat");
+            std::string line;
+            std::getline(stat, line);
+            const auto name_end = line.rfind(')');
+            if (name_end == std::string::npos || name_end + 2 >= line.size() || line[name_end + 2] != 'T') {
+              return false;
+            }
+          }
+          return true;
+        },
+        5s);
+    if (!stopped) {
+      signal_etcd(SIGCONT);
+    }
+    BOOST_REQUIRE_MESSAGE(stopped, "etcd did not stop");
   }
 
   std::shared_ptr<etcd::source> generic(etcd::generic_source_options options) {
@@ -338,7 +367,7 @@ BOOST_AUTO_TEST_CASE(async_range_completes_on_the_handlers_executor) {
   BOOST_TEST(is(future_rev, informer::errc::resource_version_too_large), future_rev.what());
 
   // Cancellation reaches a call in flight: etcd is frozen (SIGSTOP) so the call cannot finish.
-  h.signal_etcd(SIGSTOP);
+  h.freeze_etcd();
   // (A slot is not thread-safe: the call completes on the strand, where the signal is emitted.)
   asio::cancellation_signal cancel;
   auto pending = h.client->async_range(
@@ -696,24 +725,174 @@ BOOST_AUTO_TEST_CASE(etcd_restart_under_a_running_informer) {
   harness h;
   h.put("/rs/a", config("x", 1));
   std::atomic<int> errors{0};
+  std::atomic<int> lists{0};
+  std::atomic<int> watches{0};
   auto options = quick();
   options.watch_error_handler = [&](const informer::error&) { ++errors; };
+  options.reflector.metrics.on_list = [&](std::size_t, std::chrono::nanoseconds) { ++lists; };
+  options.reflector.metrics.on_watch_open = [&] { ++watches; };
   auto inf = informer::shared_informer::create(h.generic({.prefix = "/rs/"}), options);
   recorder rec;
   inf->add_event_handler(rec.handlers());
   inf->run();
   BOOST_REQUIRE(informer::wait_for_cache_sync({inf}, patience));
   rec.wait_for("add a");
+  // An event on the open watch (a watch cut before any event within a second counts as a failure).
+  h.put("/rs/w", config("x", 0));
+  rec.wait_for("add w");
+  BOOST_REQUIRE_EQUAL(lists.load(), 1);
+  const int watches_before = watches.load();
 
   h.server.restart();  // kill + start with the same data: the watch stream breaks
   h.put("/rs/b", config("x", 2));
   h.put("/rs/a", config("x", 3));
   h.del("/rs/a");
   rec.wait_for("add b");
-  BOOST_REQUIRE(eventually([&] { return sorted_keys(*inf->get_store()) == std::vector<std::string>{"b"}; }));
-  BOOST_TEST(errors.load() >= 1);  // the break was reported
+  BOOST_REQUIRE(eventually([&] { return sorted_keys(*inf->get_store()) == std::vector<std::string>{"b", "w"}; }));
+  // The break was a cut: the reflector watched again from its last revision, without a relist.
+  BOOST_TEST(watches.load() > watches_before);
+  BOOST_TEST(lists.load() == 1, "relisted; watch errors reported: " << errors.load());
+  BOOST_TEST(!rec.saw("tombstone a"));  // the delete came as a watch event, not from a relist
   // And it keeps watching.
   h.put("/rs/c", config("x", 4));
   rec.wait_for("add c");
+  inf->stop();
+}
+
+BOOST_AUTO_TEST_CASE(canceling_an_opening_watch_aborts_it) {
+  harness h;
+  auto src = h.generic({.prefix = "/co/"});
+  auto strand = asio::make_strand(h.io);
+  // etcd is frozen (SIGSTOP), so the watch cannot be registered while the slot fires.
+  h.freeze_etcd();
+  asio::cancellation_signal cancel;
+  auto pending = src->async_watch({}, asio::bind_cancellation_slot(cancel.slot(), asio::bind_executor(strand, asio::use_future)));
+  std::this_thread::sleep_for(100ms);
+  const bool still_opening = pending.wait_for(0s) == std::future_status::timeout;
+  asio::post(strand, [&] { cancel.emit(asio::cancellation_type::terminal); });
+  const auto aborted = pending.wait_for(5s);
+  h.signal_etcd(SIGCONT);
+  BOOST_TEST(still_opening);
+  BOOST_REQUIRE((aborted == std::future_status::ready));
+  auto [e, stream] = pending.get();
+  BOOST_TEST((e.code() == asio::error::operation_aborted), e.what());
+  BOOST_TEST(!stream);
+
+  // The source still works: a new watch opens and sees a change.
+  auto [we, live] = watch(*src, {});
+  BOOST_REQUIRE_MESSAGE(!we, we.what());
+  h.put("/co/a", config("x", 1));
+  auto [ne, added] = next(*live);
+  BOOST_REQUIRE_MESSAGE(!ne, ne.what());
+  BOOST_TEST(added.obj->name() == "a");
+
+  // No revision follows the largest one.
+  auto [big, none] = watch(*src, {.resource_version = std::to_string(std::numeric_limits<std::int64_t>::max())});
+  BOOST_TEST(is(big, informer::errc::bad_request), big.what());
+}
+
+BOOST_AUTO_TEST_CASE(a_reader_that_falls_behind_ends_its_stream) {
+  harness h;
+  auto src = h.generic({.prefix = "/fb/", .watch_buffer_bytes = 16 * 1024});
+  auto [le, page] = list(*src, {});
+  BOOST_REQUIRE(!le);
+  auto [we, stream] = watch(*src, {.resource_version = page.resource_version});
+  BOOST_REQUIRE_MESSAGE(!we, we.what());
+
+  // Many writes while nobody reads: far more than 16 KiB of updates.
+  constexpr int writes = 200;
+  const std::string padding(1024, 'p');
+  std::int64_t last = 0;
+  for (int i = 0; i < writes; ++i) {
+    last = h.put("/fb/k" + std::to_string(i),
+                 R"({"metadata":{"annotations":{"pad":")" + padding + R"("}},"spec":{"port":)" + std::to_string(i) + "}}");
+  }
+  // Whatever was decoded comes first, in order; then the end, as a cut.
+  std::string resume = page.resource_version;
+  informer::error end;
+  for (int i = 0; i <= writes; ++i) {
+    auto [e, ev] = next(*stream);
+    if (e) {
+      end = e;
+      break;
+    }
+    BOOST_REQUIRE(std::stoll(ev.resource_version) > std::stoll(resume));
+    resume = ev.resource_version;
+  }
+  BOOST_TEST(is(end, informer::errc::end_of_stream), end.what());
+  BOOST_TEST(end.what().find("fell behind") != std::string::npos, end.what());
+  BOOST_TEST(std::stoll(resume) < last);
+
+  // Nothing is lost: a watch from the last revision read gets the rest from etcd's history.
+  auto roomy = h.generic({.prefix = "/fb/"});
+  auto [re, rest] = watch(*roomy, {.resource_version = resume});
+  BOOST_REQUIRE_MESSAGE(!re, re.what());
+  std::int64_t expected = std::stoll(resume) + 1;
+  while (expected <= last) {
+    auto [e, ev] = next(*rest);
+    BOOST_REQUIRE_MESSAGE(!e, e.what());
+    BOOST_REQUIRE_EQUAL(std::stoll(ev.resource_version), expected);  // each put is one revision
+    ++expected;
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_informer_over_a_tiny_buffer_converges_under_a_write_burst) {
+  harness h;
+  std::atomic<int> watches{0};
+  auto options = quick();
+  options.reflector.metrics.on_watch_open = [&] { ++watches; };
+  // One byte: every update that arrives while another waits ends the stream.
+  auto inf = informer::shared_informer::create(h.generic({.prefix = "/tb/", .watch_buffer_bytes = 1}), options);
+  inf->run();
+  BOOST_REQUIRE(informer::wait_for_cache_sync({inf}, patience));
+  BOOST_REQUIRE(eventually([&] { return watches.load() >= 1; }));
+
+  // Four writers, each creating, updating and deleting its own keys as fast as etcd takes them.
+  constexpr int writers = 4;
+  constexpr int keys = 50;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&h, w] {
+      auto c = etcd::client::connect({.endpoints = {h.server.endpoint()}, .dial_timeout = 2s, .request_timeout = 5s});
+      if (!c) {
+        return;
+      }
+      for (int round = 0; round < 3; ++round) {
+        for (int k = 0; k < keys; ++k) {
+          const std::string key = "/tb/w" + std::to_string(w) + "-" + std::to_string(k);
+          if (round == 2 && k % 5 == 0) {
+            (void)c->delete_range(key);
+          } else {
+            (void)c->put(key, config("x", round * 1000 + k));
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+
+  // The expected end state, read from etcd itself.
+  std::map<std::string, std::int64_t> expected;
+  for (const auto& kv : must(h.client->range("/tb/", etcd::prefix_end("/tb/"))).kvs) {
+    expected[kv.key.substr(4)] = json::parse(kv.value).at("spec").at("port").to_number<std::int64_t>();
+  }
+  BOOST_REQUIRE_EQUAL(expected.size(), static_cast<std::size_t>(writers * keys - writers * keys / 5));
+  const bool converged = eventually([&] {
+    auto store = inf->get_store();
+    if (store->size() != expected.size()) {
+      return false;
+    }
+    for (const auto& [name, port] : expected) {
+      auto obj = store->get_by_key(name);
+      if (!obj || port_of(*obj) != port) {
+        return false;
+      }
+    }
+    return true;
+  });
+  BOOST_TEST(converged, "store size " << inf->get_store()->size() << ", expected " << expected.size());
+  BOOST_TEST_MESSAGE("watches opened: " << watches.load());
   inf->stop();
 }

@@ -31,6 +31,8 @@ bool has_code(const informer::error& e, informer::codec::errc code) {
   return e.code() == informer::codec::make_error_code(code);
 }
 
+bool has_code(const informer::error& e, informer::errc code) { return e.code() == informer::make_error_code(code); }
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(storage_prefixes_follow_kube_apiserver_1_20) {
@@ -91,7 +93,7 @@ BOOST_AUTO_TEST_CASE(kubernetes_values_become_the_servers_objects) {
   BOOST_TEST(has_code(unknown.error(), informer::codec::errc::not_protobuf));
   auto broken = decoder->decode(kv("/registry/configmaps/ns/b", "{\"metadata\":", 5), 5);
   BOOST_TEST_REQUIRE(!broken);
-  BOOST_TEST(has_code(broken.error(), informer::codec::errc::malformed));
+  BOOST_TEST(has_code(broken.error(), informer::errc::invalid_json));  // as the generic decoder says it
 
   // A deleted key without its value: a stand-in named by the key.
   auto stand_in = decoder->placeholder("/registry/configmaps/ns/gone", 77);
@@ -115,8 +117,16 @@ BOOST_AUTO_TEST_CASE(generic_values_named_by_their_keys) {
   BOOST_TEST_REQUIRE(plain.has_value());
   BOOST_TEST((*plain)->name() == "b");
   BOOST_TEST(!flat->decode(kv("/cfg/a/b", "{}", 1), 1));  // '/' below the prefix: not a name
-  BOOST_TEST(!flat->decode(kv("/cfg/c", "[1]", 1), 1));
-  BOOST_TEST(!flat->decode(kv("/cfg/c", "nope", 1), 1));
+  auto array = flat->decode(kv("/cfg/c", "[1]", 1), 1);
+  BOOST_TEST_REQUIRE(!array);
+  BOOST_TEST(has_code(array.error(), informer::errc::not_an_object));
+  auto text = flat->decode(kv("/cfg/c", "nope", 1), 1);
+  BOOST_TEST_REQUIRE(!text);
+  BOOST_TEST(has_code(text.error(), informer::errc::invalid_json));
+  BOOST_TEST(text.error().what().find("/cfg/c") != std::string::npos);
+  auto bad_metadata = flat->decode(kv("/cfg/c", R"({"metadata":1})", 1), 1);
+  BOOST_TEST_REQUIRE(!bad_metadata);
+  BOOST_TEST(has_code(bad_metadata.error(), informer::errc::invalid_field));
 
   auto nested = etcd::make_generic_decoder(
       {.prefix = "/cfg/",

@@ -273,8 +273,10 @@ public:
   /// range_result)`, `use_awaitable`, `use_future`, ... The completion runs on the handler's
   /// associated executor (Asio's system executor for a handler without one), never inside this
   /// call, and counts as outstanding work on that executor while the call is in flight. Same
-  /// errors, deadline (`request_timeout`), token handling and failover to the next endpoint as
-  /// `range` (the wait for a connection is bounded by gRPC's connection attempt, `dial_timeout`).
+  /// errors, token handling and failover to the next endpoint as `range`. Deadline: each step (a
+  /// Range or Authenticate on one endpoint) gets its own `request_timeout`, so a call that fails
+  /// over or re-authenticates may take several of them in all (the wait for a connection is bounded
+  /// by gRPC's connection attempt, `dial_timeout`).
   /// Cancellation: a handler's associated cancellation slot (any type) cancels the call, which then
   /// completes with `etcd::errc::canceled`. The client may be destroyed while calls are in flight;
   /// they still complete.

@@ -42,6 +42,7 @@
 #include "informer/core/resource.hpp"
 #include "informer/etcd/source.hpp"
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -57,7 +58,8 @@ struct kubernetes_source_options {
   /// Only this namespace (namespaced resources); empty: all namespaces.
   std::string ns{};
   /// See `source_options::on_decode_error`.
-  std::function<void(const decode_failure&)> on_decode_error{};
+  std::function<void(const decode_failure&)> on_decode_error{};  /// See `source_options::watch_buffer_bytes`.
+  std::size_t watch_buffer_bytes = std::size_t{64} << 20;
 };
 
 /// The resource's folder below the etcd prefix in kube-apiserver 1.20's storage, without slashes

@@ -31,6 +31,14 @@
 //     revision. etcd's progress notifications become BOOKMARKs (with `allow_bookmarks`), and so
 //     does a response whose every event a selector filtered out, so the reflector's
 //     resourceVersion keeps moving. A `timeout` > 0 ends the stream normally after that long.
+//     A handler's cancellation slot (as the reflector binds one) cancels a pending open: it
+//     completes with `operation_aborted` and the etcd watch is canceled.
+//   - Slow readers: etcd's updates wait in the stream until the reader asks for them, up to
+//     `source_options::watch_buffer_bytes`. A reader further behind than that ends its stream: the
+//     etcd watch is canceled, the waiting updates are dropped, and after the events already decoded
+//     the stream ends with `errc::end_of_stream` (a detail saying it fell behind). Nothing is lost:
+//     etcd keeps the history, and a watch from the last resourceVersion read (what the reflector
+//     does after an end of stream) gets the dropped changes again.
 //   - Selectors (etcd has no labels): label and field selectors are applied here, to lists and
 //     watches alike, so an informer holds only matching objects; as the API server's watch cache
 //     does, a MODIFIED that makes an object stop matching arrives as DELETED (the previous state,
@@ -43,21 +51,26 @@
 // Errors: `errc::bad_request` (a malformed selector, resourceVersion or continue token),
 // `errc::expired` (a compacted revision: at list, at watch open, or as an ERROR event with a 410
 // "Expired" status followed by the end of the stream, so the reflector relists), the etcd client's
-// errors otherwise (informer/etcd/errors.hpp). A watch whose connection breaks (etcd restarted)
-// ends with `etcd::errc::unavailable`; the reflector then relists from its last resourceVersion
-// and watches again.
+// errors otherwise (informer/etcd/errors.hpp). A watch whose connection breaks (etcd restarted:
+// `etcd::errc::unavailable`, or another transport code) ends as a cut, with `errc::end_of_stream`
+// and the etcd error in the detail: the reflector watches again from its last resourceVersion,
+// without a relist (while etcd is still down, that watch waits for it; should it fail, the
+// reflector backs off and lists again). A watch that etcd ends itself (`errc::forbidden`, `etcd::errc::watch_canceled`) ends
+// with that error.
 //
 // Threads: no thread of its own. Lists use `client::async_range` (gRPC's shared callback threads
 // carry the answer to the handler's executor); watches share the client's watch stream and thread,
 // whose callback only queues the raw update; decoding, selector filtering and every completion run
 // on the source's executor or the handler's associated executor, never inline in the initiating
 // call. A `source` is thread-safe; a watch stream serves one reader at a time, and its `cancel` is
-// safe from any thread.
+// safe from any thread. Nothing here blocks: dropping a stream cancels its etcd watch without
+// waiting for the client's thread (see `watch_handle::detach`).
 //
 // Lifetimes: the source keeps the client alive. Streams and pending operations keep the decoder and
 // hook alive, not the client: when the last owner of the client lets it go, open watches end with
-// `errc::closed`. The decoder and the `on_decode_error` hook must not own the client (its last
-// owner must not release it on the client's own thread). The source's executor must outlive every
+// `errc::closed`. A dropped stream's etcd watch ends later, on the client's thread, which may then
+// hold the last reference to the decoder and hook: they must not own the client (its last owner
+// must not release it on the client's own thread). The source's executor must outlive every
 // pending operation.
 #pragma once
 
@@ -68,6 +81,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -85,7 +99,8 @@ struct decode_failure {
 };
 
 /// Turns the key-values under a source's prefix into objects. Implementations must be
-/// thread-safe (calls come from any thread of the source's executor, concurrently).
+/// thread-safe: calls come concurrently from the source's executor (watch events) and from the
+/// executor associated with each list's completion handler (list pages are decoded there).
 class object_decoder {
 public:
   virtual ~object_decoder() = default;
@@ -107,11 +122,16 @@ struct source_options {
   /// Called with every value that cannot be decoded, on the thread that decoded it (the source's
   /// or the handler's executor); must be thread-safe and must not throw.
   std::function<void(const decode_failure&)> on_decode_error{};
+  /// How much of etcd's updates a watch stream holds for a reader that has not asked for them yet,
+  /// about the bytes of their keys and values (one update is always taken, however large). Beyond
+  /// it the stream ends with `errc::end_of_stream` (see "Slow readers" above). Must be > 0.
+  std::size_t watch_buffer_bytes = std::size_t{64} << 20;
 };
 
 class source final : public lister_watcher {
 public:
-  /// Throws std::invalid_argument for a null client or decoder, or an empty prefix.
+  /// Throws std::invalid_argument for a null client or decoder, an empty prefix, or a zero
+  /// `watch_buffer_bytes`.
   static std::shared_ptr<source> create(std::shared_ptr<client> etcd, boost::asio::any_io_executor executor,
                                         source_options options);
 

@@ -39,7 +39,10 @@
 // captured. Hence: keep the handle as long as the watch should run; do not destroy it while holding
 // a lock the callback takes. On the client's thread (inside a callback) it cannot wait: there, as
 // after `cancel()`, the final update comes later and what the callback captures must stay valid
-// until it has run. A handle may outlive its client.
+// until it has run. `watch_handle::detach()` cancels without waiting and lets go of the watch: for
+// code that must not block (an executor thread), whose callback owns what it captures (e.g. by
+// `shared_ptr`), since the final update still comes later on the client's thread. A handle may
+// outlive its client.
 #pragma once
 
 #include "informer/etcd/client.hpp"
@@ -115,6 +118,11 @@ public:
   /// may still arrive first, none after. Asynchronous, so callable from the callback itself.
   /// Idempotent; does nothing after the final update or once the client is gone.
   void cancel() noexcept;
+
+  /// Cancels the watch (as `cancel`) and empties the handle without waiting: the final update still
+  /// comes later, on the client's thread, so whatever the callback captures must stay valid until
+  /// it has run (let the callback own it). Callable from any thread, the callback included.
+  void detach() noexcept;
 
   /// The client-side id of the watch (unique per client, from 1); 0 for an empty handle.
   std::uint64_t id() const noexcept { return id_; }
