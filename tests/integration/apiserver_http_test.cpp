@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "control_plane.hpp"
+#include "io_threads.hpp"
 #include "informer/apiserver/kubeconfig.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -58,20 +59,7 @@ struct cluster_fixture {
 
 bool cluster_running(boost::unit_test::test_unit_id) { return cluster != nullptr; }
 
-// An io_context run by two threads, so that strands matter.
-struct io_threads {
-  io_threads() {
-    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { ctx.run(); });
-  }
-  ~io_threads() {
-    work.reset();
-    ctx.stop();
-    for (auto& t : threads) t.join();
-  }
-  asio::io_context ctx;
-  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ctx);
-  std::vector<std::thread> threads;
-};
+using informer::testing::io_threads;
 
 rest_config admin_config() {
   return rest_config{.server = cluster->apiserver_url(),

@@ -10,6 +10,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "control_plane.hpp"
+#include "io_threads.hpp"
 #include "informer/apiserver/resource_path.hpp"
 #include "informer/client/informer_factory.hpp"
 #include "informer/client/shared_informer.hpp"
@@ -65,20 +66,7 @@ struct cluster_fixture {
 
 bool cluster_running(boost::unit_test::test_unit_id) { return cluster != nullptr; }
 
-// An io_context run by two threads, so that strands matter.
-struct io_threads {
-  io_threads() {
-    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { ctx.run(); });
-  }
-  ~io_threads() {
-    work.reset();
-    ctx.stop();
-    for (auto& t : threads) t.join();
-  }
-  asio::io_context ctx;
-  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ctx);
-  std::vector<std::thread> threads;
-};
+using informer::testing::io_threads;
 
 informer::rest_config admin_config() {
   return {.server = cluster->apiserver_url(), .tls = {.ca_file = cluster->ca_file()},

@@ -10,6 +10,7 @@
 #include "informer/core/resource.hpp"
 
 #include "control_plane.hpp"
+#include "json_diff.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -73,37 +74,8 @@ void wait_for(const std::string& what, Predicate done) {
   }
 }
 
-// Where two JSON values differ, one line per difference (paths like ".spec.volumes[5].secret").
-void diff(const json::value& a, const json::value& b, const std::string& path, std::vector<std::string>& out) {
-  if (a == b) {
-    return;
-  }
-  if (a.is_object() && b.is_object()) {
-    for (const auto& [k, v] : a.get_object()) {
-      if (const auto* w = b.get_object().if_contains(k)) {
-        diff(v, *w, path + "." + std::string(k), out);
-      } else {
-        out.push_back(path + "." + std::string(k) + " only from etcd: " + json::serialize(v));
-      }
-    }
-    for (const auto& [k, v] : b.get_object()) {
-      if (!a.get_object().contains(k)) {
-        out.push_back(path + "." + std::string(k) + " only from the API server: " + json::serialize(v));
-      }
-    }
-  } else if (a.is_array() && b.is_array() && a.get_array().size() == b.get_array().size()) {
-    for (std::size_t i = 0; i < a.get_array().size(); ++i) {
-      diff(a.get_array()[i], b.get_array()[i], path + "[" + std::to_string(i) + "]", out);
-    }
-  } else {
-    out.push_back(path + ": etcd " + json::serialize(a) + " vs API server " + json::serialize(b));
-  }
-}
-
-// The one difference the codec documents: the ServiceAccount admission plugin adds the token
-// volume without `secret.defaultMode`, which the server defaults on every read from etcd.
 bool documented_difference(const std::string& line) {
-  return line.starts_with(".spec.volumes[") && line.find("].secret.defaultMode only from the API server: 420") !=
+  return line.starts_with(".spec.volumes[") && line.find("].secret.defaultMode: only in the API server: 420") !=
                                                    std::string::npos;
 }
 
@@ -272,8 +244,7 @@ std::size_t compare_with_api_server(informer::shared_informer& inf, const std::s
   for (const auto& obj : inf.get_store()->list()) {
     const auto served = c.get(collection_path + "/" + std::string{obj->name()});
     BOOST_TEST_REQUIRE(served.is_object(), "GET " << collection_path << "/" << obj->name());
-    std::vector<std::string> lines;
-    diff(obj->body(), served, "", lines);
+    auto lines = informer::testing::json_differences(obj->body(), served, "etcd", "the API server");
     const auto documented = std::erase_if(lines, documented_difference);
     if (defaulted != nullptr) {
       *defaulted += documented;

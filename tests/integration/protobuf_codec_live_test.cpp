@@ -4,6 +4,7 @@
 #include "informer/codec/protobuf.hpp"
 
 #include "control_plane.hpp"
+#include "json_diff.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -77,41 +78,8 @@ std::string base64_decode(std::string_view text) {
   return out;
 }
 
-// Where two JSON values differ, one line per difference (for failure messages).
-void diff(const json::value& a, const json::value& b, const std::string& path, std::vector<std::string>& out) {
-  if (a == b || out.size() > 30) {
-    return;
-  }
-  if (a.is_object() && b.is_object()) {
-    for (const auto& [k, v] : a.get_object()) {
-      if (const auto* w = b.get_object().if_contains(k)) {
-        diff(v, *w, path + "." + std::string(k), out);
-      } else {
-        out.push_back(path + "." + std::string(k) + ": only in the decoded protobuf: " + json::serialize(v));
-      }
-    }
-    for (const auto& [k, v] : b.get_object()) {
-      if (!a.get_object().contains(k)) {
-        out.push_back(path + "." + std::string(k) + ": only in the JSON: " + json::serialize(v));
-      }
-    }
-  } else if (a.is_array() && b.is_array() && a.get_array().size() == b.get_array().size()) {
-    for (std::size_t i = 0; i < a.get_array().size(); ++i) {
-      diff(a.get_array()[i], b.get_array()[i], path + "[" + std::to_string(i) + "]", out);
-    }
-  } else {
-    out.push_back(path + ": decoded " + json::serialize(a) + " vs JSON " + json::serialize(b));
-  }
-}
-
 std::string describe_diff(const json::value& decoded, const json::value& expected) {
-  std::vector<std::string> lines;
-  diff(decoded, expected, "", lines);
-  std::string text;
-  for (const auto& l : lines) {
-    text += "\n  " + l;
-  }
-  return text;
+  return informer::testing::describe_json_differences(decoded, expected, "the decoded protobuf", "the JSON");
 }
 
 std::string resource_version(const json::value& v) {
@@ -537,8 +505,7 @@ void expect_etcd_equals_json(const std::string& key, const std::string& path,
     auto& meta = decoded.as_object()["metadata"].as_object();
     BOOST_TEST(!meta.contains("resourceVersion"), key << ": etcd stores a resourceVersion");
     meta["resourceVersion"] = std::to_string(stored.mod_revision);
-    std::vector<std::string> differences;
-    diff(decoded, expected, "", differences);
+    auto differences = informer::testing::json_differences(decoded, expected, "the decoded protobuf", "the JSON");
     std::erase_if(differences, [&](const std::string& d) {
       for (const auto& k : known) {
         if (d.starts_with(k.path + ":")) {

@@ -15,6 +15,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include "control_plane.hpp"
+#include "io_threads.hpp"
+#include "json_diff.hpp"
 #include "wait.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -40,19 +42,7 @@ namespace {
 
 constexpr auto converge_timeout = 30s;
 
-struct io_threads {
-  io_threads() {
-    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { ctx.run(); });
-  }
-  ~io_threads() {
-    work.reset();
-    ctx.stop();
-    for (auto& t : threads) t.join();
-  }
-  asio::io_context ctx;
-  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ctx);
-  std::vector<std::thread> threads;
-};
+using informer::testing::io_threads;
 
 template <class Future>
 auto wait(Future f) {
@@ -68,31 +58,6 @@ auto ok(Result r) {
 }
 
 const resource crontabs{.group = "stable.example.com", .version = "v1", .plural = "crontabs", .kind = "CronTab"};
-
-// First difference between two JSON values, as a path, or "" when equal.
-std::string first_difference(const json::value& a, const json::value& b, const std::string& path = "") {
-  if (a.is_object() && b.is_object()) {
-    for (const auto& [k, v] : a.get_object()) {
-      const auto* other = b.get_object().if_contains(k);
-      if (other == nullptr) return path + "." + std::string(k) + " only in the first";
-      if (auto d = first_difference(v, *other, path + "." + std::string(k)); !d.empty()) return d;
-    }
-    for (const auto& [k, v] : b.get_object()) {
-      if (!a.get_object().contains(k)) return path + "." + std::string(k) + " only in the second";
-    }
-    return "";
-  }
-  if (a.is_array() && b.is_array() && a.get_array().size() == b.get_array().size()) {
-    for (std::size_t i = 0; i < a.get_array().size(); ++i) {
-      if (auto d = first_difference(a.get_array()[i], b.get_array()[i], path + "[" + std::to_string(i) + "]");
-          !d.empty()) {
-        return d;
-      }
-    }
-    return "";
-  }
-  return a == b ? "" : path + ": " + json::serialize(a) + " vs " + json::serialize(b);
-}
 
 // key -> resourceVersion of everything in an informer's cache.
 std::map<std::string, std::string> versions(const informer::shared_informer& inf) {
@@ -131,8 +96,9 @@ struct informer_pair {
     for (const auto& obj : via_apiserver->get_store()->list()) {
       const auto other = via_etcd->get_store()->get(*obj);
       BOOST_TEST_REQUIRE(other != nullptr);
-      const auto diff = first_difference(obj->body(), other->body());
-      BOOST_TEST(diff.empty(), what << " " << obj->ns() << "/" << obj->name() << " differs at " << diff);
+      const auto diff =
+          informer::testing::describe_json_differences(obj->body(), other->body(), "the API server's", "etcd's");
+      BOOST_TEST(diff.empty(), what << " " << obj->ns() << "/" << obj->name() << " differs:" << diff);
     }
   }
 };
