@@ -44,25 +44,9 @@ namespace {
 
 constexpr auto patience = 90s;
 
-struct command_result {
-  int exit_code = -1;
-  std::string output;
-};
-
-command_result run(const std::string& command) {
-  command_result r;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    return r;
-  }
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) {
-    r.output.append(buffer, n);
-  }
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+// Runs a shell command: its exit code and output (stdout and stderr).
+informer::testing::detail::script_result run(const std::string& command) {
+  return informer::testing::detail::run_command(command);
 }
 
 template <class Predicate>

@@ -81,14 +81,9 @@ struct script_result {
   std::string output;  // stdout and stderr together
 };
 
-// Runs control-plane.sh with `args`; never throws for a failing script, only reports it.
-inline script_result run_script(const std::vector<std::string>& args) {
-  std::string command = shell_quote(script().string());
-  for (const auto& a : args) {
-    command += ' ';
-    command += shell_quote(a);
-  }
-  command += " 2>&1";
+// Runs a shell command; never throws for a failing command, only reports it.
+inline script_result run_command(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   script_result result;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) {
@@ -103,6 +98,16 @@ inline script_result run_script(const std::vector<std::string>& args) {
   const int status = ::pclose(pipe);
   result.exit_code = (status != -1 && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Runs control-plane.sh with `args`.
+inline script_result run_script(const std::vector<std::string>& args) {
+  std::string command = shell_quote(script().string());
+  for (const auto& a : args) {
+    command += ' ';
+    command += shell_quote(a);
+  }
+  return run_command(command);
 }
 
 // Runs the script and throws on failure: not_provisioned for exit code 3, runtime_error otherwise,
