@@ -57,7 +57,8 @@ struct generic_source_options {
   /// thread-safe.
   std::function<label_set(std::string_view key, const boost::json::value& value)> labels{};
   /// See `source_options::on_decode_error`.
-  std::function<void(const decode_failure&)> on_decode_error{};  /// See `source_options::watch_buffer_bytes`.
+  std::function<void(const decode_failure&)> on_decode_error{};
+  /// See `source_options::watch_buffer_bytes`.
   std::size_t watch_buffer_bytes = std::size_t{64} << 20;
 };
 

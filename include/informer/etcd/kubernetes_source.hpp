@@ -58,7 +58,8 @@ struct kubernetes_source_options {
   /// Only this namespace (namespaced resources); empty: all namespaces.
   std::string ns{};
   /// See `source_options::on_decode_error`.
-  std::function<void(const decode_failure&)> on_decode_error{};  /// See `source_options::watch_buffer_bytes`.
+  std::function<void(const decode_failure&)> on_decode_error{};
+  /// See `source_options::watch_buffer_bytes`.
   std::size_t watch_buffer_bytes = std::size_t{64} << 20;
 };
 
