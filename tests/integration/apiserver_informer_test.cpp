@@ -403,8 +403,10 @@ BOOST_AUTO_TEST_CASE(custom_resources) {
   auto before = server.create(collection, body("before"));
   recorder rec;
   auto inf = start(make_source(client, crontabs, {.ns = ns}), rec);
-  auto cached = inf->get_store()->get_by_key(ns + "/before");
-  BOOST_TEST_REQUIRE(cached != nullptr);
+  // The first list reads at resourceVersion "0" (the server's watch cache, which for a just-served
+  // CRD may lag the create): the object arrives by the list or by the watch right after it.
+  informer::object::ptr cached;
+  BOOST_TEST_REQUIRE(eventually([&] { return (cached = inf->get_store()->get_by_key(ns + "/before")) != nullptr; }));
   BOOST_TEST(cached->kind() == "CronTab");
   BOOST_TEST(cached->api_version() == group + "/v1");
   BOOST_TEST(cached->field("spec.image")->as_string() == "my-cron");
