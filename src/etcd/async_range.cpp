@@ -36,8 +36,9 @@ namespace asio = boost::asio;
 // needs no lock. `cancel` may come from any thread at any time: `mutex_` guards `context_` (the
 // context of the operation in flight, replaced per step) and `cancelled_`.
 // Lifetime: `self_` keeps the call alive while a gRPC operation is outstanding; the last step moves
-// it into the completion posted to the handler's executor, so the call, the handler and the
-// connection it shares are released there, never on a gRPC thread.
+// it into the completion, which leaves the gRPC thread before anything else happens (see `finish`),
+// so the call, the handler and the connection it shares are released elsewhere, never on a gRPC
+// thread.
 class range_call : public std::enable_shared_from_this<range_call> {
 public:
   using handler_type = asio::any_completion_handler<client::range_signature>;
@@ -49,11 +50,10 @@ public:
         request_(std::move(request)),
         first_(conn_->preferred()) {
     handler_.swap(handler);  // (Boost 1.81's move assignment of any_completion_handler recurses)
-    // A handler without an executor of its own completes on Asio's system executor. Never
-    // blocking: `finish` queues the completion even should it run inside the initiating call.
+    // A handler without an executor of its own completes on Asio's system executor.
     work_ = asio::prefer(
         asio::get_associated_executor(handler_, asio::require(asio::system_executor(), asio::execution::blocking.never)),
-        asio::execution::blocking.never, asio::execution::outstanding_work.tracked);
+        asio::execution::outstanding_work.tracked);
   }
 
   // On the initiating thread, once.
@@ -179,20 +179,31 @@ private:
 
   void finish_canceled() { finish(error{errc::canceled, what_ + ": canceled"}, {}); }
 
-  // The last step: hands the result to the handler's executor. `work_` prefers blocking.never, so
-  // `execute` queues the job rather than running it here: never inline in the initiating call (a
-  // cancellation before the first step, or a gRPC callback made inline), nor on a gRPC thread.
-  // The tracked executor is moved out, not copied: its last owner is this thread, and the queued
-  // job itself keeps the executor's context busy until it has run.
+  // The last step, on a gRPC callback thread (or in the initiating call): hands the result on,
+  // never completing here. Whatever the completion releases must not go on gRPC's thread: this call
+  // may be the last owner of the client's connection (the client destroyed meanwhile), and a
+  // channel destroyed on a thread of gRPC's shared callback queue shuts that queue down and frees
+  // it under the very thread that is serving it. The handler's executor cannot be relied on to
+  // queue: `work_` is an any_completion_executor, which has no blocking property, so a preference
+  // for blocking.never is lost on it, and an executor that runs work inline (use_future's, Asio's
+  // possibly-blocking system executor) would run the completion, and the release, right here.
+  // Hence one hop through Asio's never-blocking system executor, and from there to the handler's.
   void finish(error failure, range_result result) {
-    auto work = std::move(work_);
-    work.execute([self = std::move(self_), failure = std::move(failure), result = std::move(result)]() mutable {
-      self->complete(std::move(failure), std::move(result));
-    });
+    asio::require(asio::system_executor(), asio::execution::blocking.never)
+        .execute([self = std::move(self_), failure = std::move(failure), result = std::move(result)]() mutable {
+          // Untracked: the queued job keeps the handler's context busy by itself, and no hold on
+          // that context may be released here after `execute` returns (the handler may have run,
+          // and its context be gone, by then): `complete` lets go of `work_`.
+          const auto target = asio::prefer(self->work_, asio::execution::outstanding_work.untracked);
+          target.execute([self = std::move(self), failure = std::move(failure), result = std::move(result)]() mutable {
+            self->complete(std::move(failure), std::move(result));
+          });
+        });
   }
 
   // On the handler's executor (where its cancellation slot is used, too).
   void complete(error failure, range_result result) {
+    work_ = nullptr;
     if (slot_.is_connected()) {
       slot_.clear();
     }
@@ -209,7 +220,7 @@ private:
   // Step state (see the class comment).
   std::shared_ptr<range_call> self_;
   handler_type handler_;
-  asio::any_completion_executor work_;  // the handler's executor, tracked until `finish`
+  asio::any_completion_executor work_;  // the handler's executor, tracked until `complete`
   asio::cancellation_slot slot_;
   std::size_t tried_ = 0;  // endpoints given up on
   std::size_t index_ = 0;  // the endpoint of the current step

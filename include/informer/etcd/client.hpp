@@ -33,9 +33,12 @@
 // `async_range` is the one asynchronous unary call, for code that must not block an executor
 // thread on a round trip (the etcd list-watchers, one per informer, list through it). It uses
 // gRPC's callback API: the request is sent from the calling thread, the answer arrives on one of
-// gRPC's own internal threads, shared by the whole process, which only posts the completion to
-// the handler's associated executor. So neither a thread per call nor a thread per informer, and
-// no use of the client's thread (a slow list does not delay watch callbacks, nor the reverse).
+// gRPC's own internal threads, shared by the whole process, which only hands the completion on,
+// through Asio's (never-blocking) system executor, to the handler's associated executor: neither
+// the handler nor the release of the call runs on gRPC's thread, whatever that executor is (a
+// channel released there would tear down gRPC's callback queue under the thread serving it).
+// So neither a thread per call nor a thread per informer, and no use of the client's thread (a
+// slow list does not delay watch callbacks, nor the reverse).
 // Why not the client's completion-queue thread: its callbacks must stay short for every watch of
 // the client, and the callback API needs no code of ours to drive a queue.
 //
