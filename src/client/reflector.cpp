@@ -170,8 +170,9 @@ struct reflector::loop {
         co_return informer::error{};
       }
       if (e) {
-        if (e == condition::unreachable) {
-          // The server is probably restarting: wait, then watch again from the same version.
+        if (e == condition::unreachable || e == condition::throttled) {
+          // The server is probably restarting, or asks us to slow down: wait, then watch again
+          // from the same version. A full list would only add to its load.
           report(e);
           if (!co_await wait(delays.next())) co_return informer::error{};
           continue;

@@ -7,7 +7,8 @@
 //     minute timeout) is reopened from the last resourceVersion seen, bookmarks included,
 //     without relisting;
 //   - a watch cut by the network (reset, EOF, timeout) is reopened the same way;
-//   - "connection refused" when opening a watch waits a backoff, then watches again;
+//   - "connection refused" or "too many requests" (429) when opening a watch waits a backoff,
+//     then watches again from the same resourceVersion: a throttled server gets no full list;
 //   - "expired" (410 Gone) at watch open, as an ERROR event or ending the stream, and "too large
 //     resource version", force a relist. A relist at a known version is not paged (so the API server answers from
 //     its watch cache); if that version is gone too, the reflector lists again at once for the
@@ -18,7 +19,7 @@
 //   - an optional resync period calls the store's `resync` when `should_resync` agrees.
 //
 // It tells these cases apart by error conditions (informer/core/condition.hpp: `stream_cut`,
-// `unreachable`, `relist_required`), whatever source or library raised the code.
+// `unreachable`, `throttled`, `relist_required`), whatever source or library raised the code.
 //
 // The loop is a coroutine on the source's executor: no thread of its own.
 //
