@@ -45,7 +45,7 @@ std::unique_ptr<BIO, bio_free> memory_bio(const std::string& text) {
 // Never prompts on a terminal for an encrypted key's passphrase: such keys are refused.
 int no_passphrase(char*, int, int, void*) { return 0; }
 
-informer::error invalid(std::string detail) { return {errc::invalid_field, std::move(detail)}; }
+informer::error invalid(std::string detail) { return {errc::invalid_config, std::move(detail)}; }
 
 // "ca_data" or "ca_file /path": where a PEM text came from, for error messages.
 std::string origin(std::string_view field, const std::filesystem::path& file, const std::string& data) {

@@ -68,7 +68,7 @@ bool is_ip_address(const std::string& host) {
 detailed_result<server_url> parse_server(const std::string& server) {
   constexpr std::string_view scheme = "https://";
   const auto bad = [&](std::string_view why) {
-    return informer::error{errc::invalid_field, "server \"" + server + "\": " + std::string{why}};
+    return informer::error{errc::invalid_url, "server \"" + server + "\": " + std::string{why}};
   };
   if (!std::string_view{server}.starts_with(scheme)) return bad("only https:// URLs are supported");
   const std::string rest = server.substr(scheme.size());
@@ -320,7 +320,7 @@ asio::awaitable<informer::error> connect(http_client_state& s, connection& c, co
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     const int ok = name_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
                               : X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
-    if (ok != 1) co_return informer::error{errc::invalid_field, what + ": cannot verify against name " + name};
+    if (ok != 1) co_return informer::error{errc::invalid_config, what + ": cannot verify against name " + name};
   }
   auto [ec] = co_await c.stream.async_handshake(ssl::stream_base::client, nothrow);
   if (ec) {
@@ -433,7 +433,7 @@ informer::error authorize(http_client_state& s, http::request<http::string_body>
 
 informer::error check_target(const std::string& target) {
   if (target.empty() || target.front() != '/') {
-    return {errc::invalid_field, "request path must start with '/': \"" + target + "\""};
+    return {errc::invalid_argument, "request path must start with '/': \"" + target + "\""};
   }
   return {};
 }
@@ -632,7 +632,7 @@ detailed_result<http_client> http_client::create(boost::asio::any_io_executor ex
   auto url = detail::parse_server(config.server);
   if (!url) return url.error();
   if (config.qps > 0 && config.burst < 1) {
-    return informer::error{errc::invalid_field, "burst must be at least 1 when qps > 0 (burst " +
+    return informer::error{errc::invalid_argument, "burst must be at least 1 when qps > 0 (burst " +
                                                     std::to_string(config.burst) + ")"};
   }
   auto pem = load_tls_pem(config.tls);

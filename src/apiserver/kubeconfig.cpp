@@ -14,7 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-informer::error invalid(std::string detail) { return {errc::invalid_field, std::move(detail)}; }
+informer::error invalid(std::string detail) { return {errc::invalid_config, std::move(detail)}; }
 informer::error missing(std::string detail) { return {errc::not_found, std::move(detail)}; }
 
 std::string quote_name(std::string_view s) { return "\"" + std::string{s} + "\""; }

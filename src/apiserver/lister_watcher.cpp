@@ -11,8 +11,6 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
 
 #include <atomic>
@@ -180,13 +178,9 @@ private:
     } else if (e.code() == make_error_code(errc::end_of_stream)) {
       final_ = decoder_.finish();
       if (!final_) final_ = std::move(e);
-    } else if (e.code() == boost::beast::http::error::partial_message ||
-               e.code() == asio::ssl::error::stream_truncated) {
-      // The server went away mid-body (a restart, a dropped connection): the watch was cut, not
-      // refused, so the reflector reopens it from its last resourceVersion. An event cut in half
-      // is lost here and delivered again by the reopened watch.
-      final_ = {asio::error::eof, "watch connection cut: " + e.what()};
     } else if (e) {
+      // Also a connection cut mid-body (Beast's partial_message, SSL's stream_truncated): an event
+      // cut in half is dropped here, and the reopened watch delivers it again.
       final_ = std::move(e);
     } else {
       decode(bytes);
@@ -246,7 +240,7 @@ private:
 detailed_result<std::shared_ptr<apiserver_lister_watcher>> apiserver_lister_watcher::create(
     http_client client, resource res, apiserver_lister_watcher_options options) {
   const auto invalid = [&](const std::string& why) {
-    return informer::error{errc::invalid_field, "apiserver_lister_watcher for " + to_string(res) + ": " + why};
+    return informer::error{errc::invalid_argument, "apiserver_lister_watcher for " + to_string(res) + ": " + why};
   };
   if (res.version.empty() || res.plural.empty() || res.kind.empty())
     return invalid("the resource needs a version, a plural and a kind");

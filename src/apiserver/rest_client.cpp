@@ -136,9 +136,9 @@ rest_client::rest_client(http_client http, resource r, std::string ns)
     : http_(std::move(http)), resource_(std::move(r)), ns_(std::move(ns)) {}
 
 detailed_result<std::string> rest_client::object_path(std::string_view name, std::string_view subresource) const {
-  if (name.empty()) return informer::error{errc::invalid_field, "no object name given for " + to_string(resource_)};
+  if (name.empty()) return informer::error{errc::invalid_argument, "no object name given for " + to_string(resource_)};
   if (resource_.namespaced && ns_.empty()) {
-    return informer::error{errc::invalid_field, to_string(resource_) + " \"" + std::string{name} +
+    return informer::error{errc::invalid_argument, to_string(resource_) + " \"" + std::string{name} +
                                                     "\": the resource is namespaced and the client has no namespace"};
   }
   return resource_path(resource_, ns_, name, subresource);
@@ -161,7 +161,7 @@ rest_client::request rest_client::write_request(http::verb method, const json::v
   if (method == http::verb::post) {
     // A create addresses the collection, which for a namespaced resource needs the namespace.
     if (resource_.namespaced && ns_.empty()) {
-      return informer::error{errc::invalid_field,
+      return informer::error{errc::invalid_argument,
                              "cannot create " + to_string(resource_) + ": the client has no namespace"};
     }
     return rest_request{
@@ -201,7 +201,7 @@ rest_client::request rest_client::delete_request(std::string_view name, const de
 rest_client::request rest_client::bind_request(std::string_view pod, std::string_view node,
                                                const write_options& options) const {
   if (!resource_.group.empty() || resource_.plural != "pods") {
-    return informer::error{errc::invalid_field,
+    return informer::error{errc::invalid_argument,
                            "binding is a subresource of core/v1 pods, not of " + to_string(resource_)};
   }
   auto path = object_path(pod, "binding");
@@ -220,7 +220,7 @@ rest_client::request rest_client::bind_request(std::string_view pod, std::string
 
 rest_client::request rest_client::evict_request(std::string_view pod, const delete_options& options) const {
   if (!resource_.group.empty() || resource_.plural != "pods") {
-    return informer::error{errc::invalid_field,
+    return informer::error{errc::invalid_argument,
                            "eviction is a subresource of core/v1 pods, not of " + to_string(resource_)};
   }
   auto path = object_path(pod, "eviction");

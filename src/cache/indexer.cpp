@@ -395,7 +395,7 @@ detailed_result<void> indexer::add_indexers(index_funcs funcs) {
   auto& st = *state_;
   for (const auto& [name, func] : funcs) {
     if (st.indexes.count(name) != 0) return error{errc::already_exists, "an index named \"" + name + "\" exists"};
-    if (!func) return error{errc::invalid_field, "the index function of \"" + name + "\" is empty"};
+    if (!func) return error{errc::invalid_argument, "the index function of \"" + name + "\" is empty"};
   }
   // Backfill outside the readers' lock: readers keep using the existing indexes meanwhile.
   std::map<std::string, index_data, std::less<>> added;

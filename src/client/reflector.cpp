@@ -5,7 +5,6 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -20,21 +19,6 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr auto awaitable_tuple = asio::as_tuple(asio::use_awaitable);
-
-bool is(const informer::error& e, errc code) { return e.code() == make_error_code(code); }
-
-// A stream cut by the network (reset, EOF mid-stream, idle timeout) ends a watch like a normal
-// close: reopen it from the last version instead of relisting, as client-go does.
-bool stream_cut(const informer::error& e) {
-  namespace ae = asio::error;
-  const auto c = e.code();
-  return is(e, errc::end_of_stream) || c == ae::eof || c == ae::connection_reset || c == ae::connection_aborted ||
-         c == ae::timed_out || c == ae::broken_pipe;
-}
-
-bool relist_from_scratch(const informer::error& e) {
-  return is(e, errc::expired) || is(e, errc::resource_version_too_large);
-}
 
 }  // namespace
 
@@ -113,7 +97,7 @@ struct reflector::loop {
 
   asio::awaitable<informer::error> list() {
     auto e = co_await list_once();
-    if (e && relist_from_scratch(e) && resource_version_unavailable && !stopping()) {
+    if (e == condition::relist_required && resource_version_unavailable && !stopping()) {
       // The version is gone: ask again at once for the most recent state, no backoff.
       report(e);
       if (options().metrics.on_relist) options().metrics.on_relist(e.what());
@@ -136,7 +120,7 @@ struct reflector::loop {
       auto [e, page] = co_await self->source_->async_list(
           request, asio::bind_cancellation_slot(cancel_list.slot(), awaitable_tuple));
       if (e) {
-        if (is(e, errc::expired) && !request.continue_token.empty()) {
+        if (e == condition::relist_required && !request.continue_token.empty()) {
           // The continue token outlived the server's compaction: take the rest in one full list.
           request.continue_token.clear();
           request.limit = 0;
@@ -144,7 +128,7 @@ struct reflector::loop {
           items.clear();
           continue;
         }
-        if (relist_from_scratch(e) && !first_rv.empty()) resource_version_unavailable = true;
+        if (e == condition::relist_required && !first_rv.empty()) resource_version_unavailable = true;
         co_return e;
       }
       if (items.empty()) {
@@ -186,8 +170,9 @@ struct reflector::loop {
         co_return informer::error{};
       }
       if (e) {
-        if (e.code() == asio::error::connection_refused) {
-          // The server is probably restarting: wait, then watch again from the same version.
+        if (e == condition::unreachable || e == condition::throttled) {
+          // The server is probably restarting, or asks us to slow down: wait, then watch again
+          // from the same version. A full list would only add to its load.
           report(e);
           if (!co_await wait(delays.next())) co_return informer::error{};
           continue;
@@ -221,7 +206,9 @@ struct reflector::loop {
       auto [e, event] = co_await stream.async_next(awaitable_tuple);
       if (stopping()) co_return std::pair{std::optional<informer::error>{informer::error{}}, events};
       if (e) {
-        if (stream_cut(e)) {
+        // A cut ends a watch like a normal close: reopen it from the last version instead of
+        // relisting, as client-go does.
+        if (e == condition::stream_cut) {
           if (events == 0 && std::chrono::steady_clock::now() - opened < std::chrono::seconds(1)) {
             co_return std::pair{std::optional<informer::error>{informer::error{
                                     errc::end_of_stream,
@@ -260,7 +247,7 @@ struct reflector::loop {
       if (stopping()) break;
       if (e) {
         report(e);
-        if (relist_from_scratch(e) && options().metrics.on_relist) options().metrics.on_relist(e.what());
+        if (e == condition::relist_required && options().metrics.on_relist) options().metrics.on_relist(e.what());
       }
       if (!co_await wait(delays.next())) break;
     }

@@ -1,5 +1,7 @@
 #include "informer/codec/errors.hpp"
 
+#include "informer/core/condition.hpp"
+
 #include <string>
 
 namespace informer::codec {
@@ -21,6 +23,14 @@ public:
       case errc::unsupported: return "value not supported by the codec";
     }
     return "unknown codec error";
+  }
+
+  // Every answer but a build without schemas says the data could not be read.
+  bool equivalent(int ev, const boost::system::error_condition& cond) const noexcept override {
+    if (cond == condition::undecodable) {
+      return ev != static_cast<int>(errc::ok) && ev != static_cast<int>(errc::schemas_unavailable);
+    }
+    return default_error_condition(ev) == cond;
   }
 };
 

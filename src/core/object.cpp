@@ -128,7 +128,7 @@ struct object_builder {
   static detailed_result<object::ptr> build(const boost::json::value& value, std::size_t max_bytes) {
     if (!value.is_object()) return error{errc::not_an_object, "the top-level value is not a JSON object"};
     if (too_deep(value, object::max_depth)) {
-      return error{errc::invalid_field, "the object nests deeper than " + std::to_string(object::max_depth) + " levels"};
+      return error{errc::object_too_large, "the object nests deeper than " + std::to_string(object::max_depth) + " levels"};
     }
     auto obj = std::make_shared<object>(object::passkey{});
     packed::encode(value, obj->packed_);

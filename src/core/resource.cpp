@@ -85,7 +85,7 @@ detailed_result<resource> parse_resource(std::string_view text) {
   while (true) {
     const auto slash = rest.find('/');
     if (count == 3 || (slash == std::string_view::npos ? rest.empty() : slash == 0)) {
-      return error{errc::invalid_field,
+      return error{errc::invalid_argument,
                    "resource \"" + std::string(text) + "\": expected plural, version/plural or group/version/plural"};
     }
     parts[count++] = rest.substr(0, slash);

@@ -22,6 +22,32 @@ public:
     }
     return "unknown etcd error";
   }
+
+  bool equivalent(int ev, const boost::system::error_condition& cond) const noexcept override {
+    if (cond.category() == condition_category()) {
+      return cond.value() == static_cast<int>(condition_of(static_cast<errc>(ev)));
+    }
+    return default_error_condition(ev) == cond;
+  }
+
+private:
+  // 0 (no condition) for codes no policy acts on.
+  static condition condition_of(errc e) noexcept {
+    switch (e) {
+      // The watch stream or the connection broke; the watch itself is still good.
+      case errc::unavailable:
+      case errc::deadline_exceeded: return condition::stream_cut;
+      // gRPC's RESOURCE_EXHAUSTED is what HTTP says with 429.
+      case errc::resource_exhausted: return condition::throttled;
+      case errc::canceled: return condition::cancelled;
+      case errc::invalid_options: return condition::invalid_argument;
+      case errc::ok:
+      case errc::failed_precondition:
+      case errc::unimplemented:
+      case errc::watch_canceled: break;
+    }
+    return condition{};
+  }
 };
 
 }  // namespace

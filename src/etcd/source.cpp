@@ -1,6 +1,5 @@
 #include "informer/etcd/source.hpp"
 
-#include "informer/client/status.hpp"
 #include "informer/core/field_selector.hpp"
 #include "informer/core/label_selector.hpp"
 
@@ -115,11 +114,6 @@ std::size_t buffered_size(const watch_update& u) {
     }
   }
   return bytes;
-}
-
-// The watch stream broke (etcd restarted, the network failed): the watch itself is still good.
-bool transport_failure(const informer::error& e) {
-  return e.code() == make_error_code(errc::unavailable) || e.code() == make_error_code(errc::deadline_exceeded);
 }
 
 // The state of one watch, shared by its stream object, the client-thread callback and the jobs
@@ -321,25 +315,9 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
         final_error = informer::error{asio::error::operation_aborted, "watch canceled"};
         return;
       case watch_update_kind::failed:
-        if (u.failure.code() == informer::make_error_code(informer::errc::expired)) {
-          // As the API server says it, so the reflector relists.
-          out.push_back({.type = watch_event_type::error,
-                         .obj = nullptr,
-                         .resource_version = {},
-                         .error_status = status{.code = 410,
-                                                .reason = "Expired",
-                                                .message = u.failure.detail(),
-                                                .details = {},
-                                                .retry_after = std::nullopt}});
-          final_error = informer::error{informer::errc::end_of_stream, "watch closed after an ERROR event"};
-        } else if (transport_failure(u.failure)) {
-          // A cut, not a failure: a watch from the last revision read resumes without a relist.
-          final_error = informer::error{informer::errc::end_of_stream,
-                                        "the etcd watch stream broke (" + u.failure.what() +
-                                            "); watch again from the last revision read"};
-        } else {
-          final_error = u.failure;
-        }
+        // As etcd's client said it: a compaction is `expired`, a broken stream `unavailable`;
+        // the reader's policy asks their conditions (relist, or watch again).
+        final_error = u.failure;
         return;
       case watch_update_kind::events: break;
     }

@@ -652,18 +652,18 @@ BOOST_AUTO_TEST_CASE(requests_that_cannot_be_addressed_fail_before_sending) {
   const auto sent = http.stats().requests_sent;
   rest_client no_ns(http, res("configmaps"));
   auto [get_e, g] = wait(no_ns.async_get("x", {}, asio::use_future));
-  BOOST_TEST((code_of(get_e) == errc::invalid_field), get_e.what());
+  BOOST_TEST((code_of(get_e) == errc::invalid_argument), get_e.what());
   auto [create_e, c] = wait(no_ns.async_create(config_map("x", {}), {}, asio::use_future));
-  BOOST_TEST((code_of(create_e) == errc::invalid_field), create_e.what());
+  BOOST_TEST((code_of(create_e) == errc::invalid_argument), create_e.what());
   rest_client cms(http, res("configmaps"), "default");
   auto [name_e, n] = wait(cms.async_update(json::value{{"data", json::object{}}}, {}, asio::use_future));
   BOOST_TEST((code_of(name_e) == errc::missing_name), name_e.what());
   auto [empty_e, e] = wait(cms.async_delete("", {}, asio::use_future));
-  BOOST_TEST((code_of(empty_e) == errc::invalid_field), empty_e.what());
+  BOOST_TEST((code_of(empty_e) == errc::invalid_argument), empty_e.what());
   auto [bind_e, b] = wait(cms.async_bind("x", "node", {}, asio::use_future));
-  BOOST_TEST((code_of(bind_e) == errc::invalid_field), bind_e.what());
+  BOOST_TEST((code_of(bind_e) == errc::invalid_argument), bind_e.what());
   auto [evict_e, v] = wait(cms.async_evict("x", {}, asio::use_future));
-  BOOST_TEST((code_of(evict_e) == errc::invalid_field), evict_e.what());
+  BOOST_TEST((code_of(evict_e) == errc::invalid_argument), evict_e.what());
   BOOST_TEST(http.stats().requests_sent == sent);
 
   // Cluster-scoped resources ignore the namespace.

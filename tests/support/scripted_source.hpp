@@ -457,13 +457,13 @@ public:
     state_->post(out);
   }
 
-  /// Ends every open watch normally: readers get what is buffered, then errc::end_of_stream.
-  void end_watches() {
+  /// Ends every open watch: readers get what is buffered, then `end` (by default a normal end,
+  /// errc::end_of_stream).
+  void end_watches(informer::error end = informer::error(errc::end_of_stream, "watch ended by the server")) {
     detail::scripted_deliveries out;
     {
       std::lock_guard lock(state_->mutex);
-      for (const auto& w : std::vector(state_->watches))
-        state_->finish_locked(*w, informer::error(errc::end_of_stream, "watch ended by the server"), out);
+      for (const auto& w : std::vector(state_->watches)) state_->finish_locked(*w, end, out);
     }
     state_->post(out);
   }

@@ -322,7 +322,7 @@ BOOST_AUTO_TEST_CASE(create_checks_the_combination) {
   auto nodes = informer::parse_resource("nodes").value();
   auto scoped = apiserver_lister_watcher::create(*client, nodes, {.ns = "default"});
   BOOST_TEST_REQUIRE(scoped.has_error());
-  BOOST_TEST((scoped.error().code() == make_error_code(errc::invalid_field)), scoped.error().what());
+  BOOST_TEST((scoped.error().code() == make_error_code(errc::invalid_argument)), scoped.error().what());
   auto cr_protobuf = apiserver_lister_watcher::create(*client, crontabs, {.encoding = informer::wire_encoding::protobuf});
   BOOST_TEST_REQUIRE(cr_protobuf.has_error());
   BOOST_TEST_MESSAGE(cr_protobuf.error().what());

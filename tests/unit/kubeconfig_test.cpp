@@ -262,7 +262,7 @@ BOOST_AUTO_TEST_CASE(missing_and_unreadable_files) {
 
   write(file, "clusters: [unclosed\n");
   const auto yaml = must_fail({.files = {file}});
-  BOOST_TEST(yaml.code() == make_error_code(errc::invalid_field));
+  BOOST_TEST(yaml.code() == make_error_code(errc::invalid_config));
   BOOST_TEST(contains(yaml.detail(), "not valid YAML"), yaml.detail());
 }
 
@@ -270,13 +270,13 @@ BOOST_AUTO_TEST_CASE(bad_base64_and_bad_certificates) {
   const auto file = dir / "config";
   write(file, two_contexts("    certificate-authority-data: bm90!!base64\n", "    token: t\n"));
   auto e = must_fail({.files = {file}});
-  BOOST_TEST(e.code() == make_error_code(errc::invalid_field));
+  BOOST_TEST(e.code() == make_error_code(errc::invalid_config));
   BOOST_TEST(contains(e.detail(), "certificate-authority-data: invalid base64"), e.detail());
   BOOST_TEST(contains(e.detail(), "clusters[\"prod\"]"), e.detail());
 
   write(file, two_contexts("    certificate-authority-data: " + base64("not a certificate") + "\n", "    token: t\n"));
   e = must_fail({.files = {file}});
-  BOOST_TEST(e.code() == make_error_code(errc::invalid_field));
+  BOOST_TEST(e.code() == make_error_code(errc::invalid_config));
   BOOST_TEST(contains(e.detail(), "no PEM certificate"), e.detail());
 
   const auto other = make_certificate("other");
@@ -284,7 +284,7 @@ BOOST_AUTO_TEST_CASE(bad_base64_and_bad_certificates) {
                            "    client-certificate-data: " + base64(client().cert) + "\n    client-key-data: " +
                                base64(other.key) + "\n"));
   e = must_fail({.files = {file}});
-  BOOST_TEST(e.code() == make_error_code(errc::invalid_field));
+  BOOST_TEST(e.code() == make_error_code(errc::invalid_config));
   BOOST_TEST(contains(e.detail(), "does not match"), e.detail());
 
   write(file, two_contexts("    insecure-skip-tls-verify: true\n",
@@ -313,7 +313,7 @@ BOOST_AUTO_TEST_CASE(unsupported_credentials_are_refused) {
   auto c = informer::parse_kubeconfig(
       two_contexts("    insecure-skip-tls-verify: true\n", "    exec:\n      command: gke-gcloud-auth-plugin\n"), dir);
   BOOST_TEST_REQUIRE(c.has_error());
-  BOOST_TEST(c.error().code() == make_error_code(errc::invalid_field));
+  BOOST_TEST(c.error().code() == make_error_code(errc::invalid_config));
   BOOST_TEST(contains(c.error().detail(), "exec"), c.error().detail());
 
   c = informer::parse_kubeconfig(two_contexts("    insecure-skip-tls-verify: true\n", "    token: t\n    as: root\n"), dir);

@@ -3,14 +3,19 @@
 #include "informer/cache/delta_fifo.hpp"
 #include "informer/cache/indexer.hpp"
 #include "informer/core/key.hpp"
+#include "informer/etcd/errors.hpp"
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include "scripted_source.hpp"
 #include "wait.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -199,6 +204,33 @@ BOOST_FIXTURE_TEST_CASE(reopens_a_normally_ended_watch_from_the_last_version_wit
   BOOST_TEST(store.calls().at(2).key == "default/c");
 }
 
+// Each source passes its transport's own code up; the reflector knows them as cuts by condition.
+BOOST_FIXTURE_TEST_CASE(a_watch_cut_by_any_transport_is_reopened_without_relisting, io_fixture) {
+  const std::vector<informer::error> cuts = {
+      {boost::asio::error::eof, "eof"},
+      {boost::asio::error::connection_reset, "reset"},
+      {boost::beast::http::error::partial_message, "the server went away mid-body"},
+      {boost::asio::ssl::error::stream_truncated, "TLS stream truncated"},
+      {informer::etcd::errc::unavailable, "the etcd watch stream broke"},
+  };
+  source->create(pod("a"));
+  recording_store store;
+  auto r = reflector::create(source, store, fast());
+  r->start();
+  BOOST_REQUIRE(source->wait_for_watches(1, 10s));
+  for (std::size_t i = 0; i < cuts.size(); ++i) {
+    source->create(pod("p" + std::to_string(i)));  // an event: a watch without any is suspect
+    BOOST_REQUIRE(store.wait_for(i + 2));
+    source->end_watches(cuts[i]);
+    BOOST_REQUIRE(source->wait_for_watch_calls(i + 2, 10s));
+    BOOST_REQUIRE(source->wait_for_watches(1, 10s));
+  }
+  r->stop();
+  r->join();
+  BOOST_TEST(source->list_calls() == 1u);
+  BOOST_TEST(store.count("replace") == 1u);
+}
+
 BOOST_FIXTURE_TEST_CASE(expired_at_watch_open_forces_a_relist, io_fixture) {
   source->create(pod("a"));
   source->fail_next_watch(status{.code = 410, .reason = "Expired", .message = "too old resource version"});
@@ -219,6 +251,36 @@ BOOST_FIXTURE_TEST_CASE(expired_at_watch_open_forces_a_relist, io_fixture) {
   std::lock_guard lock(m);
   BOOST_REQUIRE(errors.size() == 1u);
   BOOST_TEST(errors[0].code() == make_error_code(errc::expired));
+}
+
+// client-go's rule: a throttled server gets a backoff and the same watch again, never a full list.
+BOOST_FIXTURE_TEST_CASE(too_many_requests_at_watch_open_backs_off_and_watches_again_without_relisting, io_fixture) {
+  source->create(pod("a"));
+  source->fail_next_watch(status{.code = 429, .reason = "TooManyRequests", .message = "slow down"}, 2);
+  recording_store store;
+  std::mutex m;
+  std::vector<informer::error> errors;
+  std::atomic<int> backoffs{0};
+  auto opts = fast();
+  opts.metrics.on_backoff = [&](std::chrono::nanoseconds) { ++backoffs; };
+  auto r = reflector::create(source, store, opts);
+  r->set_watch_error_handler([&](const informer::error& e) {
+    std::lock_guard lock(m);
+    errors.push_back(e);
+  });
+  r->start();
+  BOOST_REQUIRE(source->wait_for_watches(1, 10s));
+  r->stop();
+  r->join();
+  BOOST_TEST(source->list_calls() == 1u);
+  BOOST_TEST(store.count("replace") == 1u);
+  BOOST_TEST(backoffs.load() == 2);
+  const auto watches = source->watch_requests();
+  BOOST_REQUIRE(watches.size() == 3u);
+  for (const auto& w : watches) BOOST_TEST(w.resource_version == store.calls().at(0).rv);  // the list's
+  std::lock_guard lock(m);
+  BOOST_REQUIRE(errors.size() == 2u);
+  BOOST_TEST(errors[0].code() == make_error_code(errc::too_many_requests));
 }
 
 BOOST_FIXTURE_TEST_CASE(expired_error_event_relists_and_the_fifo_tombstones_what_vanished, io_fixture) {

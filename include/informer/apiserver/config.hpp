@@ -86,7 +86,7 @@ struct tls_pem {
 /// Reads and checks the TLS material of `tls`: each file must be readable, the CA text must hold
 /// at least one certificate, the client certificate and key must come together, parse, and match.
 /// Errors: the file's system error (e.g. no_such_file_or_directory) with the path in the detail;
-/// `errc::invalid_field` for text that is not a certificate or key, a certificate without key
+/// `errc::invalid_config` for text that is not a certificate or key, a certificate without key
 /// (or the reverse), a key that does not match the certificate, or a CA together with
 /// insecure_skip_tls_verify; the detail names the field and OpenSSL's reason.
 detailed_result<tls_pem> load_tls_pem(const tls_config& tls);

@@ -128,8 +128,9 @@ public:
   using stream_signature = void(informer::error, std::shared_ptr<http_stream>);
 
   /// Checks `config` (URL, TLS material through `load_tls_pem`, qps/burst) and prepares the TLS
-  /// context; connects on first use. Errors: `errc::invalid_field` for a URL that is not
-  /// https://host[:port][/prefix] or qps > 0 with burst < 1; those of `load_tls_pem`.
+  /// context; connects on first use. Errors: `errc::invalid_url` for a URL that is not
+  /// https://host[:port][/prefix], `errc::invalid_argument` for qps > 0 with burst < 1; those of
+  /// `load_tls_pem`.
   static detailed_result<http_client> create(boost::asio::any_io_executor executor, rest_config config,
                                              http_client_options options = {});
 

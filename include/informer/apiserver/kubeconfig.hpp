@@ -18,12 +18,12 @@
 //
 // Errors (`informer::error`, the detail names the file and the entry):
 // - a file that cannot be read: its system error (no_such_file_or_directory, ...);
-// - not YAML, or an entry of the wrong shape: `errc::invalid_field`;
+// - not YAML, or an entry of the wrong shape: `errc::invalid_config`;
 // - an unknown context, cluster or user, no current-context, no kubeconfig at all, not in a
 //   cluster: `errc::not_found`;
 // - bad base64, a certificate or key that does not parse, a key that does not match its
 //   certificate, credentials this SDK does not implement (exec plugins, auth providers, basic
-//   auth): `errc::invalid_field`.
+//   auth): `errc::invalid_config`.
 //
 // Thread safety: the functions read the environment (getenv) and files; they are safe to call
 // from any thread as long as nobody modifies the environment at the same time.

@@ -36,8 +36,10 @@
 // `bind_cancellation_slot`, as the reflector uses) completes with `operation_aborted` as soon as
 // the slot is signalled; the request itself is left to finish and its answer is discarded. A
 // signalled slot of `async_next` ends the whole watch, as `cancel()` does. A watch whose
-// connection drops mid-body (the server restarted) ends with `asio::error::eof` ("watch connection
-// cut"), which the reflector treats as a cut: it reopens from its last resourceVersion.
+// connection drops mid-body (the server restarted) ends with the transport's code (Beast's
+// `partial_message`, SSL's `stream_truncated`, `eof`, `connection_reset`, ...), all of
+// `condition::stream_cut`: the reflector reopens it from its last resourceVersion, which also
+// delivers again an event the cut split.
 //
 // Threads: I/O runs on the client's executor, which `get_executor()` returns; no thread is started.
 // Completion handlers run through their associated executor, never inside the initiating call.
@@ -90,7 +92,7 @@ struct apiserver_lister_watcher_options {
 class apiserver_lister_watcher final : public lister_watcher {
 public:
   /// Checks the combination and builds the source (no request is sent).
-  /// Errors: `errc::invalid_field` when the resource lacks version, plural or kind; a namespace
+  /// Errors: `errc::invalid_argument` when the resource lacks version, plural or kind; a namespace
   /// is given for a cluster-scoped resource; protobuf is asked for a kind that is not built in
   /// (without `metadata_only`) or in a build without the Kubernetes schemas; `max_frame_bytes`
   /// is 0.

@@ -35,7 +35,7 @@
 //   401 -> unauthorized; 403 -> forbidden; 429 -> too_many_requests; ...), the detail holding
 //   "<code> <reason>: <message>" and the method and URL;
 // - transport failures as `http_client` reports them (connect, TLS, timeout);
-// - checked before sending, `errc::invalid_field`: an empty name, no namespace for a namespaced
+// - checked before sending, `errc::invalid_argument`: an empty name, no namespace for a namespaced
 //   resource, binding or eviction on a resource other than core/v1 pods; `errc::missing_name`: a
 //   body to update without `metadata.name`;
 // - `errc::malformed_response`: a 2xx answer whose body is not what the operation returns.

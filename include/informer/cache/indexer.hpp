@@ -113,7 +113,8 @@ public:
   /// Every value index `name` holds. Empty when there is no such index.
   std::vector<std::string> list_index_func_values(std::string_view name) const;
   /// Adds indexes, filing every object already present (backfill). Errors:
-  /// `errc::already_exists` when a name is taken (then none of `funcs` is added).
+  /// `errc::already_exists` when a name is taken, `errc::invalid_argument` when a function is empty
+  /// (then none of `funcs` is added).
   detailed_result<void> add_indexers(index_funcs funcs);
 
   /// Bytes used by the store and its indexes, objects included (an estimate from capacities).

@@ -13,7 +13,8 @@
 // Errors are `informer::error` values: transport failures keep their own categories, server
 // answers map to `errc` through `status` (expired, unauthorized, forbidden, ...). A watch that ends
 // normally (the server's or the client's timeout) completes `async_next` with
-// `errc::end_of_stream`.
+// `errc::end_of_stream`. Sources never rewrite a code to steer the reflector: it asks conditions
+// (informer/core/condition.hpp), e.g. `condition::stream_cut` to watch again.
 //
 // Thread safety: `lister_watcher` implementations are thread-safe. A `watch_stream` serves one
 // reader (one outstanding `async_next` at a time); `cancel()` may be called from any thread, after

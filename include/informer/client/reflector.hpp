@@ -7,14 +7,19 @@
 //     minute timeout) is reopened from the last resourceVersion seen, bookmarks included,
 //     without relisting;
 //   - a watch cut by the network (reset, EOF, timeout) is reopened the same way;
-//   - "expired" (410 Gone) at watch open or as an ERROR event, and "too large resource version",
-//     force a relist. A relist at a known version is not paged (so the API server answers from
+//   - "connection refused" or "too many requests" (429) when opening a watch waits a backoff,
+//     then watches again from the same resourceVersion: a throttled server gets no full list;
+//   - "expired" (410 Gone) at watch open, as an ERROR event or ending the stream, and "too large
+//     resource version", force a relist. A relist at a known version is not paged (so the API server answers from
 //     its watch cache); if that version is gone too, the reflector lists again at once for the
 //     most recent state (resourceVersion "");
 //   - an expired continue token during a paged list falls back to a full list;
 //   - every failure goes to the watch-error handler and the metrics hooks, then the loop waits an
 //     exponential, jittered backoff (see `backoff`) before trying again;
 //   - an optional resync period calls the store's `resync` when `should_resync` agrees.
+//
+// It tells these cases apart by error conditions (informer/core/condition.hpp: `stream_cut`,
+// `unreachable`, `throttled`, `relist_required`), whatever source or library raised the code.
 //
 // The loop is a coroutine on the source's executor: no thread of its own.
 //

@@ -7,7 +7,9 @@
 //
 // Sources map them to their own policy: a watch stream that yields `frame_too_large` or
 // `truncated` cannot be resynchronised and must be reopened; an etcd value that is `encrypted` or
-// `not_protobuf` is reported and skipped without harming the rest of a list.
+// `not_protobuf` is reported and skipped without harming the rest of a list. Every code but
+// `schemas_unavailable` (a build option, not the data) is `informer::condition::undecodable`
+// (informer/core/condition.hpp).
 //
 // Thread safety: everything here is immutable or thread-safe.
 #pragma once

@@ -4,8 +4,14 @@
 // `boost::system::result<T>`): either the value or an `error_code` whose category is
 // `informer::error_category()` and whose `what` text a person can act on.
 //
+// Codes name what went wrong; policy asks conditions (informer/core/condition.hpp), which group
+// this category's codes with those of etcd, the codec, Asio, Beast and OpenSSL: a reflector asks
+// `e == condition::stream_cut`, not which library cut the stream.
+//
 // Thread safety: everything here is immutable or thread-safe.
 #pragma once
+
+#include "informer/core/condition.hpp"
 
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
@@ -24,11 +30,14 @@ enum class errc {
   invalid_json,          ///< text is not valid JSON
   not_an_object,         ///< JSON value is not an object
   missing_name,          ///< object lacks metadata.name
-  invalid_field,         ///< a well-known field has the wrong type (e.g. labels is not a map of strings)
+  invalid_field,         ///< a well-known field of an object has the wrong type (e.g. labels is not a map of strings)
+  invalid_argument,      ///< an argument or option outside its domain (an empty name, burst < 1 with qps > 0, ...)
+  invalid_url,           ///< a server URL the client cannot use (not https://, no host, a bad port)
+  invalid_config,        ///< a kubeconfig or TLS setting that cannot be used (a wrong-shaped entry, bad PEM, ...)
   invalid_key,           ///< an object key is not `name` or `namespace/name`
   invalid_selector,      ///< a label or field selector failed to parse
   invalid_label,         ///< a label key or value breaks Kubernetes' rules
-  object_too_large,      ///< an object exceeds the configured size limit
+  object_too_large,      ///< an object exceeds the configured size limit, or nests too deeply
   not_found,             ///< no object under that key
   already_exists,        ///< indexer name or object already present
   index_not_found,       ///< no indexer registered under that name
@@ -72,6 +81,9 @@ public:
   const std::string& detail() const noexcept { return detail_; }
   std::string what() const { return detail_.empty() ? code_.message() : code_.message() + ": " + detail_; }
   explicit operator bool() const noexcept { return static_cast<bool>(code_); }
+
+  /// True when the code belongs to condition `c` (informer/core/condition.hpp).
+  friend bool operator==(const error& e, condition c) noexcept { return e.code_ == c; }
 
 private:
   error_code code_;

@@ -13,7 +13,7 @@
 // Errors: construction fails with `errc::invalid_json` (text is not JSON), `errc::not_an_object`,
 // `errc::missing_name` (no non-empty string `metadata.name`), `errc::invalid_field` (a well-known
 // metadata field of the wrong type, e.g. labels that are not a map of strings) or
-// `errc::object_too_large`, or `errc::invalid_field` for nesting deeper than `max_depth`; the
+// `errc::object_too_large` (also for nesting deeper than `max_depth`); the
 // error's detail says which field.
 #pragma once
 

@@ -46,7 +46,7 @@ std::span<const resource> builtin_resources() noexcept;
 /// Looks a resource up in the built-in table by "plural" (the preferred version),
 /// "version/plural" (core group) or "group/version/plural". A "group/version/plural" that is not
 /// built in is accepted only if `kind` is known some other way, so it fails here: describe custom
-/// resources with the struct. Errors: `errc::invalid_field` (empty or malformed text),
+/// resources with the struct. Errors: `errc::invalid_argument` (empty or malformed text),
 /// `errc::not_found` (no such built-in resource; the detail names the text).
 detailed_result<resource> parse_resource(std::string_view text);
 

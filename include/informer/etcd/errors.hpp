@@ -17,6 +17,11 @@
 //   the client was destroyed under a watch or keep-alive informer::errc::closed
 //   UNAVAILABLE, DEADLINE_EXCEEDED, ...                  informer::etcd::errc (below)
 //
+// Conditions (informer/core/condition.hpp) of the codes below: `unavailable` and
+// `deadline_exceeded` are `condition::stream_cut` (a watch whose stream broke is still good: watch
+// again), `resource_exhausted` is `condition::throttled` (gRPC's 429), `canceled` is
+// `condition::cancelled`, `invalid_options` is `condition::invalid_argument`; the others have none.
+//
 // The `informer::error` carrying any of these has a detail text naming the operation, the endpoint
 // and etcd's own message, e.g. "Range '/registry/pods/' at 127.0.0.1:2379: etcdserver: mvcc:
 // required revision has been compacted".

@@ -49,14 +49,13 @@
 //     state (DELETED) so the cache agrees with what a relist would show.
 //
 // Errors: `errc::bad_request` (a malformed selector, resourceVersion or continue token),
-// `errc::expired` (a compacted revision: at list, at watch open, or as an ERROR event with a 410
-// "Expired" status followed by the end of the stream, so the reflector relists), the etcd client's
-// errors otherwise (informer/etcd/errors.hpp). A watch whose connection breaks (etcd restarted:
-// `etcd::errc::unavailable`, or another transport code) ends as a cut, with `errc::end_of_stream`
-// and the etcd error in the detail: the reflector watches again from its last resourceVersion,
-// without a relist (while etcd is still down, that watch waits for it; should it fail, the
-// reflector backs off and lists again). A watch that etcd ends itself (`errc::forbidden`, `etcd::errc::watch_canceled`) ends
-// with that error.
+// `errc::expired` (a compacted revision: at list, at watch open, or ending the stream;
+// `condition::relist_required`, so the reflector relists), the etcd client's errors otherwise
+// (informer/etcd/errors.hpp), unchanged. A watch whose connection breaks (etcd restarted:
+// `etcd::errc::unavailable` or `deadline_exceeded`) ends with that code, a `condition::stream_cut`:
+// the reflector watches again from its last resourceVersion, without a relist (while etcd is still
+// down, that watch waits for it; should it fail, the reflector backs off and lists again). A watch
+// that etcd ends itself (`errc::forbidden`, `etcd::errc::watch_canceled`) ends with that error.
 //
 // Threads: no thread of its own. Lists use `client::async_range` (gRPC's shared callback threads
 // carry the answer to the handler's executor); watches share the client's watch stream and thread,
