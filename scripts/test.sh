@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh Debian machine to a verdict: installs what is missing, provisions
 # the real control plane (etcd + kube-apiserver 1.20.2, built once and cached outside the tree),
-# builds, runs the unit, example, consumer and integration tests, then the unit tests again under
+# builds, checks the library's lock annotations with clang's -Wthread-safety, runs the unit,
+# example, consumer and integration tests, then the unit tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer.
 #
 #   scripts/test.sh            everything
@@ -21,6 +22,13 @@ step "control plane (cached after the first run)"
 step "build (RelWithDebInfo)"
 cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINFORMER_KUBERNETES_PROTO=ON >/dev/null
 cmake --build build/ci -j "$jobs"
+
+# A compile-time check, so it runs before the tests. Debug: the analysis needs no optimiser.
+step "lock annotations (clang -Wthread-safety, library only)"
+cmake -S . -B build/ci-clang -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+  -DINFORMER_BUILD_TESTS=OFF -DINFORMER_BUILD_EXAMPLES=OFF -DINFORMER_BUILD_BENCHMARKS=OFF -DINFORMER_INSTALL=OFF \
+  "-DCMAKE_CXX_FLAGS=-Wthread-safety -Werror=thread-safety" >/dev/null
+cmake --build build/ci-clang -j "$jobs"
 
 step "unit, example and consumer tests"
 ctest --test-dir build/ci -L 'unit|consumer|example' -j "$jobs" --output-on-failure

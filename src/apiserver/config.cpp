@@ -138,13 +138,13 @@ token_source::token_source(token_source_options options) : options_(std::move(op
 detailed_result<std::string> token_source::token() {
   if (options_.file.empty()) return options_.token;
   const auto now = options_.now ? options_.now() : std::chrono::steady_clock::now();
-  std::lock_guard lock(mu_);
+  informer::lock_guard lock(mu_);
   if (loaded_ && now < next_check_) return token_;
   return refresh_locked(now);
 }
 
 void token_source::invalidate() {
-  std::lock_guard lock(mu_);
+  informer::lock_guard lock(mu_);
   next_check_ = {};
 }
 

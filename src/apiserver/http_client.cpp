@@ -4,6 +4,7 @@
 
 #include "informer/client/status.hpp"
 #include "informer/controller/rate_limiter.hpp"
+#include "informer/core/mutex.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -27,7 +28,6 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <mutex>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -214,7 +214,7 @@ struct http_client_state {
     std::vector<connection_ptr> dropped;
     connection_ptr found;
     {
-      std::lock_guard lock(mu);
+      informer::lock_guard lock(mu);
       const auto now = clock::now();
       while (!idle.empty() && !found) {
         connection_ptr c = std::move(idle.back());
@@ -236,7 +236,7 @@ struct http_client_state {
     c->idle_since = clock::now();
     connection_ptr dropped;
     {
-      std::lock_guard lock(mu);
+      informer::lock_guard lock(mu);
       if (idle.size() < options.max_idle_connections) {
         idle.push_back(std::move(c));
       } else {
@@ -247,7 +247,7 @@ struct http_client_state {
   }
 
   std::vector<connection_ptr> take_all_idle() {
-    std::lock_guard lock(mu);
+    informer::lock_guard lock(mu);
     return std::exchange(idle, {});
   }
 
@@ -266,8 +266,8 @@ struct http_client_state {
   std::atomic<std::uint64_t> retries_after_429{0};
   std::atomic<std::uint64_t> throttled{0};
 
-  std::mutex mu;
-  std::vector<connection_ptr> idle;  // guarded by mu: most recently used last
+  informer::mutex mu;
+  std::vector<connection_ptr> idle INFORMER_GUARDED_BY(mu);  // most recently used last
 };
 
 namespace {
@@ -677,7 +677,7 @@ http_client_stats http_client::stats() const {
       .retries_after_429 = state_->retries_after_429.load(),
       .throttled = state_->throttled.load(),
   };
-  std::lock_guard lock(state_->mu);
+  informer::lock_guard lock(state_->mu);
   s.idle_connections = state_->idle.size();
   return s;
 }

@@ -3,6 +3,7 @@
 #include "apiserver/detail/list_watch_codec.hpp"
 #include "informer/apiserver/resource_path.hpp"
 #include "informer/codec/protobuf.hpp"
+#include "informer/core/mutex.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -15,7 +16,6 @@
 
 #include <atomic>
 #include <deque>
-#include <mutex>
 #include <stdexcept>
 #include <utility>
 
@@ -82,8 +82,8 @@ public:
 
   static std::shared_ptr<completion> start(handler_type handler, const asio::any_io_executor& fallback,
                                            std::string what) {
+    auto slot = asio::get_associated_cancellation_slot(handler);  // the same slot once moved into `c`
     auto c = std::make_shared<completion>(std::move(handler), fallback);
-    auto slot = asio::get_associated_cancellation_slot(c->handler_);
     if (slot.is_connected()) {
       // Weak: a slot reused for a later operation must not keep this one alive. The slot is
       // not cleared on completion (that would race with its owner); a late signal finds it done.
@@ -96,7 +96,7 @@ public:
 
   /// False when already completed (cancelled).
   bool complete(informer::error e, Value v) {
-    std::unique_lock lock(mutex_);
+    informer::unique_lock lock(mutex_);
     if (done_) return false;
     done_ = true;
     handler_type handler(std::move(handler_));
@@ -108,15 +108,15 @@ public:
   }
 
   bool done() const {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     return done_;
   }
 
 private:
-  mutable std::mutex mutex_;
-  bool done_ = false;            // guarded by mutex_
-  handler_type handler_;         // guarded by mutex_; empty once done
-  asio::any_completion_executor work_;  // guarded by mutex_; keeps the handler's executor busy meanwhile
+  mutable informer::mutex mutex_;
+  bool done_ INFORMER_GUARDED_BY(mutex_) = false;
+  handler_type handler_ INFORMER_GUARDED_BY(mutex_);                // empty once done
+  asio::any_completion_executor work_ INFORMER_GUARDED_BY(mutex_);  // keeps the handler's executor busy meanwhile
   const asio::any_io_executor fallback_;
 };
 

@@ -63,21 +63,21 @@ void delta_fifo::queue_action_locked(delta_type type, std::string key, delta d) 
 
 void delta_fifo::add(object::ptr obj) {
   std::string key = options_.key_func(*obj);
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   populated_ = true;
   queue_action_locked(delta_type::added, std::move(key), delta{.state = std::move(obj)});
 }
 
 void delta_fifo::update(object::ptr obj) {
   std::string key = options_.key_func(*obj);
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   populated_ = true;
   queue_action_locked(delta_type::updated, std::move(key), delta{.state = std::move(obj)});
 }
 
 void delta_fifo::delete_object(object::ptr obj) {
   std::string key = options_.key_func(*obj);
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   populated_ = true;
   if (!items_.contains(key)) {
     bool known = false;
@@ -98,13 +98,13 @@ void delta_fifo::replace(std::vector<object::ptr> list, std::string /*resource_v
   const std::unordered_set<std::string_view> listed(list_keys.begin(), list_keys.end());
   const delta_type action = options_.emit_delta_type_replaced ? delta_type::replaced : delta_type::sync;
 
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   for (std::size_t i = 0; i < list.size(); ++i) {
     queue_action_locked(action, list_keys[i], delta{.state = std::move(list[i])});
   }
 
   std::size_t queued_deletions = 0;
-  auto tombstone = [&](const std::string& key, object::ptr last) {
+  auto tombstone = [&](const std::string& key, object::ptr last) INFORMER_REQUIRES(mutex_) {
     ++queued_deletions;
     queue_action_locked(delta_type::deleted, key,
                         delta{.state = deleted_final_state_unknown{.key = key, .obj = std::move(last)}});
@@ -139,7 +139,7 @@ void delta_fifo::replace(std::vector<object::ptr> list, std::string /*resource_v
 }
 
 void delta_fifo::resync() {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   if (options_.known == nullptr) return;
   for (std::string& key : options_.known->list_keys()) {
     // A queued or in-flight key carries a newer state than the store's; re-sending the store's
@@ -167,39 +167,39 @@ void delta_fifo::requeue_locked(const std::string& key, delta_list deltas) {
 }
 
 error_code delta_fifo::pop(const process_function& process) {
-  std::unique_lock lock(mutex_);
+  informer::unique_lock lock(mutex_);
   for (;;) {
-    if (auto key = take_ready_locked()) return process_locked(lock, std::move(*key), process);
+    if (auto key = take_ready_locked()) return process_locked(std::move(*key), process);
     if (closed_ && queue_.empty()) return errc::closed;
     cond_.wait(lock);
   }
 }
 
 std::optional<error_code> delta_fifo::try_pop(const process_function& process) {
-  std::unique_lock lock(mutex_);
-  if (auto key = take_ready_locked()) return process_locked(lock, std::move(*key), process);
+  informer::unique_lock lock(mutex_);
+  if (auto key = take_ready_locked()) return process_locked(std::move(*key), process);
   if (closed_ && queue_.empty()) return make_error_code(errc::closed);
   return std::nullopt;
 }
 
 std::optional<std::string> delta_fifo::take_ready_locked() {
-  auto ready = std::find_if(queue_.begin(), queue_.end(), [this](const std::string& k) { return !in_flight_.contains(k); });
+  auto ready = std::find_if(queue_.begin(), queue_.end(), [this](const std::string& k) INFORMER_REQUIRES(mutex_) { return !in_flight_.contains(k); });
   if (ready == queue_.end()) return std::nullopt;
   std::string key = std::move(*ready);
   queue_.erase(ready);
   return key;
 }
 
-error_code delta_fifo::process_locked(std::unique_lock<std::mutex>& lock, std::string key,
-                                      const process_function& process) {
+error_code delta_fifo::process_locked(std::string key, const process_function& process) {
   auto node = items_.extract(key);
   delta_list deltas = std::move(node.mapped());
   const bool is_in_initial_list = !has_synced_locked();
   in_flight_.emplace(key, state_after(deltas));
 
-  // Ends the flight under the lock, whether `process` returned or threw.
-  auto finish = [&](bool requeue) {
-    lock.lock();
+  // Ends the flight under the lock, whether `process` returned or threw. The caller's scoped
+  // lock still owns `mutex_` and releases it after this returns or throws.
+  auto finish = [&](bool requeue) INFORMER_ACQUIRE(mutex_) {
+    mutex_.lock();
     in_flight_.erase(key);
     if (requeue) requeue_locked(key, std::move(deltas));
     if (initial_population_count_ > 0) --initial_population_count_;
@@ -207,7 +207,7 @@ error_code delta_fifo::process_locked(std::unique_lock<std::mutex>& lock, std::s
     cond_.notify_all();
   };
 
-  lock.unlock();
+  mutex_.unlock();
   process_result outcome;
   try {
     outcome = process(key, deltas, is_in_initial_list);
@@ -222,35 +222,35 @@ error_code delta_fifo::process_locked(std::unique_lock<std::mutex>& lock, std::s
 bool delta_fifo::has_synced_locked() const { return populated_ && initial_population_count_ == 0; }
 
 bool delta_fifo::has_synced() const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   return has_synced_locked();
 }
 
 void delta_fifo::close() {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   closed_ = true;
   cond_.notify_all();
 }
 
 bool delta_fifo::is_closed() const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   return closed_;
 }
 
 std::vector<std::string> delta_fifo::list_keys() const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   return {queue_.begin(), queue_.end()};
 }
 
 std::optional<delta_list> delta_fifo::get_by_key(std::string_view key) const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   auto it = items_.find(key);
   if (it == items_.end()) return std::nullopt;
   return it->second;
 }
 
 std::size_t delta_fifo::size() const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   return queue_.size();
 }
 

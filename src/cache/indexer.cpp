@@ -204,10 +204,13 @@ indexer::indexer(indexer_options options)
 
 indexer::~indexer() = default;
 
+// The analysis cannot express "guarded by readers_, or by writers_ for the only writer".
+indexer::state& indexer::writer_state_locked() INFORMER_NO_THREAD_SAFETY_ANALYSIS { return *state_; }
+
 void indexer::add(object::ptr obj) {
   if (!obj) return;
-  std::lock_guard writer(writers_);
-  auto& st = *state_;
+  informer::lock_guard writer(writers_);
+  auto& st = writer_state_locked();
   std::string key = key_func_(*obj);
   const auto new_values = compute_values(st.indexes, *obj);
   auto it = st.keys.find(key);
@@ -215,7 +218,7 @@ void indexer::add(object::ptr obj) {
   if (it != st.keys.end()) old_values = compute_values(st.indexes, *st.slots[it->second]);
 
   object::ptr previous;  // released after the lock, so a last reference is freed outside it
-  std::unique_lock reader(readers_);
+  informer::unique_lock reader(readers_);
   if (it != st.keys.end()) {
     const auto slot = it->second;
     st.unfile(slot, old_values);
@@ -234,14 +237,14 @@ void indexer::add(object::ptr obj) {
 void indexer::remove(const object& obj) { remove_key(key_func_(obj)); }
 
 bool indexer::remove_key(std::string_view key) {
-  std::lock_guard writer(writers_);
-  auto& st = *state_;
+  informer::lock_guard writer(writers_);
+  auto& st = writer_state_locked();
   auto it = st.keys.find(key);
   if (it == st.keys.end()) return false;
   const auto slot = it->second;
   const auto old_values = compute_values(st.indexes, *st.slots[slot]);
   object::ptr previous;
-  std::unique_lock reader(readers_);
+  informer::unique_lock reader(readers_);
   st.unfile(slot, old_values);
   previous = std::move(st.slots[slot]);
   st.slot_keys[slot] = nullptr;
@@ -252,9 +255,9 @@ bool indexer::remove_key(std::string_view key) {
 }
 
 void indexer::replace(std::vector<object::ptr> objects, std::string /*resource_version*/) {
-  std::lock_guard writer(writers_);
+  informer::lock_guard writer(writers_);
   auto fresh = std::make_unique<state>();
-  for (const auto& [name, data] : state_->indexes) fresh->indexes.emplace(name, index_data{data.func, {}});
+  for (const auto& [name, data] : writer_state_locked().indexes) fresh->indexes.emplace(name, index_data{data.func, {}});
   fresh->keys.reserve(objects.size());
   fresh->slots.reserve(objects.size());
   fresh->slot_keys.reserve(objects.size());
@@ -276,14 +279,14 @@ void indexer::replace(std::vector<object::ptr> objects, std::string /*resource_v
     fresh->slot_keys[slot] = &it->first;
     fresh->file(slot, values);
   }
-  std::unique_lock reader(readers_);
+  informer::unique_lock reader(readers_);
   std::swap(state_, fresh);
   reader.unlock();
   // `fresh` now holds the old state; it is destroyed here, outside the readers' lock.
 }
 
 object::ptr indexer::get_by_key(std::string_view key) const {
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   auto it = state_->keys.find(key);
   return it == state_->keys.end() ? nullptr : state_->slots[it->second];
 }
@@ -291,7 +294,7 @@ object::ptr indexer::get_by_key(std::string_view key) const {
 object::ptr indexer::get(const object& obj) const { return get_by_key(key_func_(obj)); }
 
 std::vector<std::string> indexer::list_keys() const {
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   std::vector<std::string> keys;
   keys.reserve(state_->keys.size());
   for (const auto& [key, slot] : state_->keys) keys.push_back(key);
@@ -299,7 +302,7 @@ std::vector<std::string> indexer::list_keys() const {
 }
 
 std::vector<object::ptr> indexer::list() const {
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   std::vector<object::ptr> out;
   out.reserve(state_->keys.size());
   for (const auto& obj : state_->slots)
@@ -311,20 +314,20 @@ std::vector<object::ptr> indexer::list(const label_selector& selector) const { r
 
 std::vector<object::ptr> indexer::list(std::string_view ns, const label_selector& selector) const {
   std::vector<object::ptr> out;
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   state_->for_each_match(ns, selector, [&](const object::ptr& obj) { out.push_back(obj); });
   return out;
 }
 
 std::size_t indexer::count(std::string_view ns, const label_selector& selector) const {
   std::size_t n = 0;
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   state_->for_each_match(ns, selector, [&](const object::ptr&) { ++n; });
   return n;
 }
 
 query_plan indexer::explain(std::string_view ns, const label_selector& selector) const {
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   query_plan plan;
   if (auto candidates = state_->plan(ns, selector, &plan.source)) {
     plan.candidates = candidates->size();
@@ -336,12 +339,12 @@ query_plan indexer::explain(std::string_view ns, const label_selector& selector)
 }
 
 std::size_t indexer::size() const {
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   return state_->keys.size();
 }
 
 result<std::vector<object::ptr>> indexer::by_index(std::string_view name, std::string_view value) const {
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   const auto* index = state_->find_index(name);
   if (!index) return make_error_code(errc::index_not_found);
   std::vector<object::ptr> out;
@@ -353,7 +356,7 @@ result<std::vector<object::ptr>> indexer::by_index(std::string_view name, std::s
 }
 
 result<std::vector<std::string>> indexer::index_keys(std::string_view name, std::string_view value) const {
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   const auto* index = state_->find_index(name);
   if (!index) return make_error_code(errc::index_not_found);
   std::vector<std::string> out;
@@ -365,7 +368,7 @@ result<std::vector<std::string>> indexer::index_keys(std::string_view name, std:
 }
 
 result<std::vector<object::ptr>> indexer::index(std::string_view name, const object& obj) const {
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   const auto* index = state_->find_index(name);
   if (!index) return make_error_code(errc::index_not_found);
   auto values = index->func(obj);
@@ -381,7 +384,7 @@ result<std::vector<object::ptr>> indexer::index(std::string_view name, const obj
 }
 
 std::vector<std::string> indexer::list_index_func_values(std::string_view name) const {
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   std::vector<std::string> out;
   if (const auto* index = state_->find_index(name)) {
     out.reserve(index->postings.size());
@@ -391,8 +394,8 @@ std::vector<std::string> indexer::list_index_func_values(std::string_view name) 
 }
 
 detailed_result<void> indexer::add_indexers(index_funcs funcs) {
-  std::lock_guard writer(writers_);
-  auto& st = *state_;
+  informer::lock_guard writer(writers_);
+  auto& st = writer_state_locked();
   for (const auto& [name, func] : funcs) {
     if (st.indexes.count(name) != 0) return error{errc::already_exists, "an index named \"" + name + "\" exists"};
     if (!func) return error{errc::invalid_argument, "the index function of \"" + name + "\" is empty"};
@@ -410,13 +413,13 @@ detailed_result<void> indexer::add_indexers(index_funcs funcs) {
     }
     added.emplace(name, std::move(data));
   }
-  std::unique_lock reader(readers_);
+  informer::unique_lock reader(readers_);
   st.indexes.merge(added);
   return {};
 }
 
 std::size_t indexer::memory_usage() const {
-  std::shared_lock reader(readers_);
+  informer::shared_lock reader(readers_);
   const auto& st = *state_;
   constexpr std::size_t node = 2 * sizeof(void*);  // per-allocation bookkeeping, roughly
   auto heap = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; };

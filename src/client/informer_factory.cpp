@@ -6,7 +6,6 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include <condition_variable>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -40,7 +39,7 @@ struct informer_factory::pool {
     try {
       for (std::size_t i = 0; i < count; ++i) {
         threads.emplace_back([this] { serve(); });
-        std::lock_guard lock(mutex);
+        informer::lock_guard lock(mutex);
         ++running;
       }
     } catch (...) {
@@ -61,7 +60,7 @@ struct informer_factory::pool {
       }
     }
     {
-      std::lock_guard lock(mutex);
+      informer::lock_guard lock(mutex);
       --running;
     }
     idle.notify_all();
@@ -71,8 +70,8 @@ struct informer_factory::pool {
   void wind_down(std::chrono::nanoseconds grace) {
     work.reset();
     {
-      std::unique_lock lock(mutex);
-      idle.wait_for(lock, grace, [this] { return running == 0; });
+      informer::unique_lock lock(mutex);
+      idle.wait_for(lock, grace, [this]() INFORMER_REQUIRES(mutex) { return running == 0; });
     }
     context.stop();
     for (auto& t : threads)
@@ -82,9 +81,9 @@ struct informer_factory::pool {
   asio::io_context context;
   asio::executor_work_guard<asio::io_context::executor_type> work;
   std::vector<std::thread> threads;
-  std::mutex mutex;
-  std::condition_variable idle;  // with mutex: a thread left run()
-  std::size_t running = 0;       // guarded by mutex
+  informer::mutex mutex;
+  informer::condition_variable idle;  // with mutex: a thread left run()
+  std::size_t running INFORMER_GUARDED_BY(mutex) = 0;
 };
 
 informer_factory::informer_factory(informer_factory_options options)
@@ -99,7 +98,7 @@ std::shared_ptr<shared_informer> informer_factory::for_resource(const informer_k
                                                                 shared_informer_options options) {
   const informer_key k = canonical(key);
   {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     if (auto it = informers_.find(k); it != informers_.end()) return it->second;
   }
   if (!make_source) throw std::invalid_argument("informer_factory: empty source maker for " + to_string(k));
@@ -116,7 +115,7 @@ std::shared_ptr<shared_informer> informer_factory::for_resource(const informer_k
   bool run = false;
   std::shared_ptr<shared_informer> result;
   {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     auto [it, inserted] = informers_.try_emplace(k, made);
     result = it->second;
     run = inserted && started_ && !shut_down_;
@@ -129,7 +128,7 @@ std::shared_ptr<shared_informer> informer_factory::for_resource(const informer_k
 void informer_factory::start() {
   std::vector<std::shared_ptr<shared_informer>> to_run;
   {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     if (started_ || shut_down_) return;
     started_ = true;
     for (const auto& [k, inf] : informers_) to_run.push_back(inf);
@@ -141,7 +140,7 @@ void informer_factory::shutdown() {
   std::call_once(shutdown_once_, [this] {
     std::vector<std::shared_ptr<shared_informer>> to_stop;
     {
-      std::lock_guard lock(mutex_);
+      informer::lock_guard lock(mutex_);
       shut_down_ = true;
       for (const auto& [k, inf] : informers_) to_stop.push_back(inf);
     }
@@ -153,7 +152,7 @@ void informer_factory::shutdown() {
 bool informer_factory::wait_for_cache_sync(std::chrono::nanoseconds timeout) const {
   std::vector<std::shared_ptr<shared_informer>> all;
   {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     for (const auto& [k, inf] : informers_) all.push_back(inf);
     if (!started_ && !all.empty()) return false;
   }
@@ -161,7 +160,7 @@ bool informer_factory::wait_for_cache_sync(std::chrono::nanoseconds timeout) con
 }
 
 std::map<informer_key, std::shared_ptr<shared_informer>> informer_factory::informers() const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   return informers_;
 }
 

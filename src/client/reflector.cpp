@@ -49,7 +49,7 @@ struct reflector::loop {
   const reflector_options& options() const { return self->options_; }
 
   bool stopping() const {
-    std::lock_guard lock(self->mutex_);
+    informer::lock_guard lock(self->mutex_);
     return self->stopping_;
   }
 
@@ -57,19 +57,19 @@ struct reflector::loop {
     if (options().metrics.on_error) options().metrics.on_error(e);
     std::function<void(const informer::error&)> handler;
     {
-      std::lock_guard lock(self->mutex_);
+      informer::lock_guard lock(self->mutex_);
       handler = self->error_handler_;
     }
     if (handler) handler(e);
   }
 
   void set_last(std::string rv) {
-    std::lock_guard lock(self->mutex_);
+    informer::lock_guard lock(self->mutex_);
     self->last_sync_resource_version_ = std::move(rv);
   }
 
   std::string last() const {
-    std::lock_guard lock(self->mutex_);
+    informer::lock_guard lock(self->mutex_);
     return self->last_sync_resource_version_;
   }
 
@@ -180,7 +180,7 @@ struct reflector::loop {
         co_return e;
       }
       {
-        std::lock_guard lock(self->mutex_);
+        informer::lock_guard lock(self->mutex_);
         if (self->stopping_) {
           stream->cancel();
           co_return informer::error{};
@@ -190,7 +190,7 @@ struct reflector::loop {
       if (options().metrics.on_watch_open) options().metrics.on_watch_open();
       auto result = co_await consume(*stream);
       {
-        std::lock_guard lock(self->mutex_);
+        informer::lock_guard lock(self->mutex_);
         self->watch_.reset();
       }
       if (result.first) co_return *result.first;
@@ -265,7 +265,7 @@ struct reflector::loop {
 
   void finished() {
     if (--running > 0) return;
-    std::lock_guard lock(self->mutex_);
+    informer::lock_guard lock(self->mutex_);
     self->ended_ = true;
     self->cancel_wait_ = nullptr;  // drops the loop's last reference to itself
     self->ended_cv_.notify_all();
@@ -280,7 +280,10 @@ std::shared_ptr<reflector> reflector::create(std::shared_ptr<lister_watcher> sou
 std::shared_ptr<reflector> reflector::create(std::shared_ptr<lister_watcher> source,
                                              std::shared_ptr<reflector_store> store, reflector_options options) {
   auto r = std::make_shared<reflector>(passkey{}, std::move(source), *store, std::move(options));
-  r->store_owner_ = std::move(store);
+  {
+    informer::lock_guard lock(r->mutex_);  // uncontended: `r` is not shared yet
+    r->store_owner_ = std::move(store);
+  }
   return r;
 }
 
@@ -293,7 +296,7 @@ reflector::~reflector() = default;
 void reflector::start() {
   auto state = std::make_shared<loop>(shared_from_this());
   {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     if (started_ || stopping_) return;
     started_ = true;
     state->store_owner = std::move(store_owner_);
@@ -317,7 +320,7 @@ void reflector::stop() {
   std::shared_ptr<watch_stream> watch;
   std::function<void()> cancel;
   {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
     if (!started_) ended_ = true;
@@ -333,27 +336,27 @@ void reflector::stop() {
 }
 
 void reflector::join() {
-  std::unique_lock lock(mutex_);
-  ended_cv_.wait(lock, [&] { return ended_ || !started_; });
+  informer::unique_lock lock(mutex_);
+  ended_cv_.wait(lock, [&]() INFORMER_REQUIRES(mutex_) { return ended_ || !started_; });
 }
 
 bool reflector::join_for(std::chrono::nanoseconds timeout) {
-  std::unique_lock lock(mutex_);
-  return ended_cv_.wait_for(lock, timeout, [&] { return ended_ || !started_; });
+  informer::unique_lock lock(mutex_);
+  return ended_cv_.wait_for(lock, timeout, [&]() INFORMER_REQUIRES(mutex_) { return ended_ || !started_; });
 }
 
 bool reflector::running() const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   return started_ && !ended_;
 }
 
 std::string reflector::last_sync_resource_version() const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   return last_sync_resource_version_;
 }
 
 void reflector::set_watch_error_handler(std::function<void(const informer::error&)> handler) {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   error_handler_ = std::move(handler);
 }
 

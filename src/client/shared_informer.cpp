@@ -1,12 +1,13 @@
 #include "informer/client/shared_informer.hpp"
 
+#include "informer/core/mutex.hpp"
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <stdexcept>
@@ -75,17 +76,17 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
   steady::time_point next_resync{};  // guarded by the informer's mutex
   std::atomic<bool> synced{false};   // has_synced, latched once true
 
-  mutable std::mutex mutex;
-  std::condition_variable idle;       // with mutex: a delivery ended
-  std::deque<notification> buffer;    // guarded by mutex
-  std::size_t initial_pending = 0;    // guarded by mutex: initial-list adds not yet delivered
-  bool scheduled = false;             // guarded by mutex: a deliver job is posted or running
-  bool delivering = false;            // guarded by mutex: a handler call is in progress
-  bool stopped = false;               // guarded by mutex
+  mutable informer::mutex mutex;
+  informer::condition_variable idle;                      // with mutex: a delivery ended
+  std::deque<notification> buffer INFORMER_GUARDED_BY(mutex);
+  std::size_t initial_pending INFORMER_GUARDED_BY(mutex) = 0;  // initial-list adds not yet delivered
+  bool scheduled INFORMER_GUARDED_BY(mutex) = false;           // a deliver job is posted or running
+  bool delivering INFORMER_GUARDED_BY(mutex) = false;          // a handler call is in progress
+  bool stopped INFORMER_GUARDED_BY(mutex) = false;
 
   void push(notification n) {
     {
-      std::lock_guard lock(mutex);
+      informer::lock_guard lock(mutex);
       if (stopped) return;
       if (const auto* a = std::get_if<add_notification>(&n); a != nullptr && a->is_initial_list) ++initial_pending;
       buffer.push_back(std::move(n));
@@ -104,7 +105,7 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
     for (std::size_t i = 0; i < deliver_batch; ++i) {
       notification n;
       {
-        std::lock_guard lock(mutex);
+        informer::lock_guard lock(mutex);
         if (stopped || buffer.empty()) {
           scheduled = false;
           return;
@@ -115,14 +116,14 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
       }
       invoke(n);
       {
-        std::lock_guard lock(mutex);
+        informer::lock_guard lock(mutex);
         delivering = false;
         if (const auto* a = std::get_if<add_notification>(&n); a != nullptr && a->is_initial_list) --initial_pending;
       }
       idle.notify_all();
     }
     {
-      std::lock_guard lock(mutex);
+      informer::lock_guard lock(mutex);
       if (stopped || buffer.empty()) {
         scheduled = false;
         return;
@@ -151,24 +152,24 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
 
   // Drops what is queued; waits for a call in progress unless called from this listener's strand.
   void stop_and_wait() {
-    std::unique_lock lock(mutex);
+    informer::unique_lock lock(mutex);
     stopped = true;
     buffer.clear();
     if (strand.running_in_this_thread()) return;
-    idle.wait(lock, [this] { return !delivering; });
+    idle.wait(lock, [this]() INFORMER_REQUIRES(mutex) { return !delivering; });
   }
 
   bool has_synced(bool upstream_synced) {
     if (synced.load()) return true;
     if (!upstream_synced) return false;
-    std::lock_guard lock(mutex);
+    informer::lock_guard lock(mutex);
     if (stopped || initial_pending != 0) return false;
     synced.store(true);
     return true;
   }
 
   std::size_t pending() const {
-    std::lock_guard lock(mutex);
+    informer::lock_guard lock(mutex);
     return buffer.size() + (delivering ? 1 : 0);
   }
 };
@@ -240,14 +241,14 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
   std::atomic<bool> stopping{false};         // set with `stopped`; read without the lock
   std::once_flag stop_once;
 
-  mutable std::mutex mutex;
-  bool started = false;                                        // guarded by mutex
-  bool stopped = false;                                        // guarded by mutex
-  std::vector<std::shared_ptr<informer_listener>> listeners;   // guarded by mutex
-  std::shared_ptr<reflector> refl;                             // guarded by mutex
-  asio::steady_timer resync_timer;                             // guarded by mutex
-  std::optional<steady::time_point> timer_deadline;            // guarded by mutex: what the timer waits for
-  std::uint64_t timer_generation = 0;                          // guarded by mutex: ignores stale expiries
+  mutable informer::mutex mutex;
+  bool started INFORMER_GUARDED_BY(mutex) = false;
+  bool stopped INFORMER_GUARDED_BY(mutex) = false;
+  std::vector<std::shared_ptr<informer_listener>> listeners INFORMER_GUARDED_BY(mutex);
+  std::shared_ptr<reflector> refl INFORMER_GUARDED_BY(mutex);
+  asio::steady_timer resync_timer INFORMER_GUARDED_BY(mutex);
+  std::optional<steady::time_point> timer_deadline INFORMER_GUARDED_BY(mutex);  // what the timer waits for
+  std::uint64_t timer_generation INFORMER_GUARDED_BY(mutex) = 0;                // ignores stale expiries
 
   object::ptr transformed(object::ptr obj) {
     if (!options.transform) return obj;
@@ -290,7 +291,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
 
   // client-go's processDeltas, plus distribution to the listeners.
   process_result process(const std::string& key, const delta_list& deltas, bool is_in_initial_list) {
-    std::lock_guard lock(mutex);
+    informer::lock_guard lock(mutex);
     if (stopped) return {};
     for (const delta& d : deltas) {
       try {
@@ -303,7 +304,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
     return {};
   }
 
-  void apply_locked(const std::string& key, const delta& d, bool is_in_initial_list) {
+  void apply_locked(const std::string& key, const delta& d, bool is_in_initial_list) INFORMER_REQUIRES(mutex) {
     if (d.type == delta_type::deleted) {
       if (const auto* t = d.tombstone()) {
         cache->remove_key(t->key);
@@ -328,7 +329,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
     }
   }
 
-  void distribute_locked(const notification& n, bool is_sync) {
+  void distribute_locked(const notification& n, bool is_sync) INFORMER_REQUIRES(mutex) {
     for (const auto& l : listeners) {
       if (is_sync && l->resync_period.count() == 0) continue;
       l->push(n);
@@ -341,9 +342,9 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
     if (period.count() > 0) period = std::max(period, options.minimum_resync_period);
     auto l = std::make_shared<informer_listener>(std::move(handlers), handler_executor, options.on_handler_error, period,
                                             options.keep_alive);
-    std::lock_guard lock(mutex);
+    informer::lock_guard lock(mutex);
     if (stopped) {
-      std::lock_guard listener_lock(l->mutex);
+      informer::lock_guard listener_lock(l->mutex);
       l->stopped = true;
       return l;
     }
@@ -360,7 +361,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
 
   void remove_listener(const std::shared_ptr<informer_listener>& l) {
     {
-      std::lock_guard lock(mutex);
+      informer::lock_guard lock(mutex);
       auto it = std::find(listeners.begin(), listeners.end(), l);
       if (it != listeners.end()) {
         listeners.erase(it);
@@ -374,7 +375,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
   void run() {
     std::shared_ptr<reflector> r;
     {
-      std::lock_guard lock(mutex);
+      informer::lock_guard lock(mutex);
       if (started || stopped) return;
       started = true;
       reflector_options ro = options.reflector;
@@ -402,7 +403,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
       std::shared_ptr<reflector> r;
       std::vector<std::shared_ptr<informer_listener>> ls;
       {
-        std::lock_guard lock(mutex);
+        informer::lock_guard lock(mutex);
         stopped = true;
         stopping.store(true);
         ++timer_generation;
@@ -424,7 +425,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
   }
 
   // Points the timer at the earliest resync deadline of the listeners (or disarms it).
-  void arm_resync_timer_locked() {
+  void arm_resync_timer_locked() INFORMER_REQUIRES(mutex) {
     if (!started || stopped) return;
     std::optional<steady::time_point> earliest;
     for (const auto& l : listeners)
@@ -443,7 +444,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
   }
 
   void on_resync_timer(std::uint64_t generation) {
-    std::lock_guard lock(mutex);
+    informer::lock_guard lock(mutex);
     if (stopped || generation != timer_generation) return;
     timer_deadline.reset();
     const auto now = steady::now();
@@ -509,7 +510,7 @@ void shared_informer::run() { state_->run(); }
 void shared_informer::stop() { state_->stop(); }
 
 bool shared_informer::stopped() const {
-  std::lock_guard lock(state_->mutex);
+  informer::lock_guard lock(state_->mutex);
   return state_->stopped;
 }
 
@@ -518,7 +519,7 @@ bool shared_informer::has_synced() const { return state_->fifo.has_synced(); }
 std::string shared_informer::last_sync_resource_version() const {
   std::shared_ptr<reflector> r;
   {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     r = state_->refl;
   }
   return r ? r->last_sync_resource_version() : std::string();

@@ -31,7 +31,7 @@ controller::controller(controller_options options)
 controller::~controller() { stop(); }
 
 result<void> controller::run() {
-  std::lock_guard lock(lifecycle_mu_);
+  informer::lock_guard lock(lifecycle_mu_);
   if (state_ == state::stopped) return make_error_code(errc::closed);
   if (state_ == state::running) return {};
   workers_.reserve(static_cast<std::size_t>(worker_count_));
@@ -43,7 +43,7 @@ result<void> controller::run() {
 void controller::enqueue(const std::string& key) { queue_.add(key); }
 
 void controller::stop() {
-  std::lock_guard lock(lifecycle_mu_);
+  informer::lock_guard lock(lifecycle_mu_);
   if (state_ == state::stopped) return;
   // Draining needs workers to empty the queue; without them it would wait forever.
   if (drain_on_stop_ && state_ == state::running) {

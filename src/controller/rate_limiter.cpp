@@ -30,7 +30,7 @@ exponential_rate_limiter::exponential_rate_limiter(exponential_rate_limiter_opti
 std::chrono::nanoseconds exponential_rate_limiter::when(const std::string& key) {
   int exponent = 0;
   {
-    std::lock_guard lock(mu_);
+    informer::lock_guard lock(mu_);
     int& failures = failures_[key];
     exponent = failures;
     if (failures < std::numeric_limits<int>::max()) ++failures;
@@ -43,12 +43,12 @@ std::chrono::nanoseconds exponential_rate_limiter::when(const std::string& key) 
 }
 
 void exponential_rate_limiter::forget(const std::string& key) {
-  std::lock_guard lock(mu_);
+  informer::lock_guard lock(mu_);
   failures_.erase(key);
 }
 
 int exponential_rate_limiter::num_requeues(const std::string& key) const {
-  std::lock_guard lock(mu_);
+  informer::lock_guard lock(mu_);
   const auto it = failures_.find(key);
   return it == failures_.end() ? 0 : it->second;
 }
@@ -69,7 +69,7 @@ std::chrono::nanoseconds bucket_rate_limiter::when(const std::string&) {
   const auto now = read(now_);
   double deficit = 0.0;
   {
-    std::lock_guard lock(mu_);
+    informer::lock_guard lock(mu_);
     // A clock that steps back (only an injected one can) must not drain the bucket.
     if (now > last_) {
       const double elapsed = std::chrono::duration<double>(now - last_).count();

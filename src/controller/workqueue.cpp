@@ -24,7 +24,7 @@ workqueue::~workqueue() { shut_down(); }
 
 void workqueue::add(const std::string& key) {
   {
-    std::lock_guard lock(mu_);
+    informer::lock_guard lock(mu_);
     if (shutting_down_) return;
     add_locked(key, steady::now());
   }
@@ -45,7 +45,7 @@ void workqueue::add_after(const std::string& key, std::chrono::nanoseconds delay
     add(key);
     return;
   }
-  std::lock_guard lock(mu_);
+  informer::lock_guard lock(mu_);
   if (shutting_down_) return;
   const auto deadline = deadline_after(steady::now(), delay);
   if (const auto known = waiting_index_.find(key); known != waiting_index_.end()) {
@@ -64,7 +64,7 @@ void workqueue::add_after(const std::string& key, std::chrono::nanoseconds delay
 
 void workqueue::add_rate_limited(const std::string& key) {
   {
-    std::lock_guard lock(mu_);
+    informer::lock_guard lock(mu_);
     if (shutting_down_) return;
     if (metrics_.on_retry) metrics_.on_retry(key);
   }
@@ -76,8 +76,8 @@ void workqueue::forget(const std::string& key) { limiter_->forget(key); }
 int workqueue::num_requeues(const std::string& key) const { return limiter_->num_requeues(key); }
 
 std::optional<std::string> workqueue::get() {
-  std::unique_lock lock(mu_);
-  ready_cv_.wait(lock, [this] { return !queue_.empty() || shutting_down_; });
+  informer::unique_lock lock(mu_);
+  ready_cv_.wait(lock, [this]() INFORMER_REQUIRES(mu_) { return !queue_.empty() || shutting_down_; });
   // A plain shutdown empties the queue, so an empty queue is the only way out.
   if (queue_.empty()) return std::nullopt;
 
@@ -97,7 +97,7 @@ void workqueue::done(const std::string& key) {
   bool requeued = false;
   bool drained = false;
   {
-    std::lock_guard lock(mu_);
+    informer::lock_guard lock(mu_);
     const auto it = processing_.find(key);
     if (it == processing_.end()) return;
     if (metrics_.on_work_duration) metrics_.on_work_duration(steady::now() - it->second);
@@ -115,12 +115,12 @@ void workqueue::done(const std::string& key) {
 }
 
 std::size_t workqueue::len() const {
-  std::lock_guard lock(mu_);
+  informer::lock_guard lock(mu_);
   return queue_.size();
 }
 
 bool workqueue::shutting_down() const {
-  std::lock_guard lock(mu_);
+  informer::lock_guard lock(mu_);
   return shutting_down_;
 }
 
@@ -140,7 +140,7 @@ std::thread workqueue::begin_shutdown_locked(bool drain) {
 void workqueue::shut_down() {
   std::thread timer;
   {
-    std::lock_guard lock(mu_);
+    informer::lock_guard lock(mu_);
     timer = begin_shutdown_locked(false);
   }
   ready_cv_.notify_all();
@@ -152,7 +152,7 @@ void workqueue::shut_down() {
 void workqueue::shut_down_with_drain() {
   std::thread timer;
   {
-    std::lock_guard lock(mu_);
+    informer::lock_guard lock(mu_);
     timer = begin_shutdown_locked(true);
   }
   // Wakes idle workers so they see the shutdown once the queue is empty.
@@ -160,8 +160,8 @@ void workqueue::shut_down_with_drain() {
   timer_cv_.notify_all();
   if (timer.joinable()) timer.join();
 
-  std::unique_lock lock(mu_);
-  drained_cv_.wait(lock, [this] { return !draining_ || (queue_.empty() && processing_.empty()); });
+  informer::unique_lock lock(mu_);
+  drained_cv_.wait(lock, [this]() INFORMER_REQUIRES(mu_) { return !draining_ || (queue_.empty() && processing_.empty()); });
 }
 
 void workqueue::start_timer_locked() {
@@ -169,7 +169,7 @@ void workqueue::start_timer_locked() {
 }
 
 void workqueue::timer_loop() {
-  std::unique_lock lock(mu_);
+  informer::unique_lock lock(mu_);
   while (!shutting_down_) {
     if (waiting_.empty()) {
       timer_cv_.wait(lock);

@@ -3,6 +3,8 @@
 // a chain of callbacks instead of a blocking loop.
 #include "informer/etcd/client.hpp"
 
+#include "informer/core/mutex.hpp"
+
 #include "etcd/detail/client_state.hpp"
 #include "etcd/detail/convert.hpp"
 
@@ -20,7 +22,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <utility>
 
 namespace informer::etcd {
@@ -72,7 +73,7 @@ public:
 
   // Any thread.
   void cancel() {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     cancelled_ = true;
     if (context_) {
       context_->TryCancel();
@@ -84,7 +85,7 @@ private:
   grpc::ClientContext* new_context() {
     auto context = std::make_unique<grpc::ClientContext>();
     context->set_deadline(std::chrono::system_clock::now() + conn_->options().request_timeout);
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     if (cancelled_) {
       return nullptr;
     }
@@ -232,9 +233,9 @@ private:
   etcdserverpb::AuthenticateResponse auth_response_;
   std::atomic<std::uint64_t> steps_{0};  // see hand_over
 
-  std::mutex mutex_;
-  std::unique_ptr<grpc::ClientContext> context_;  // guarded by mutex_
-  bool cancelled_ = false;                        // guarded by mutex_
+  informer::mutex mutex_;
+  std::unique_ptr<grpc::ClientContext> context_ INFORMER_GUARDED_BY(mutex_);
+  bool cancelled_ INFORMER_GUARDED_BY(mutex_) = false;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "informer/core/field_selector.hpp"
 #include "informer/core/label_selector.hpp"
+#include "informer/core/mutex.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -19,7 +20,6 @@
 #include <charconv>
 #include <deque>
 #include <limits>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -144,24 +144,24 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   const selectors filter;
   const bool bookmarks;
 
-  std::mutex mutex;
-  watch_handle handle;                          // the etcd watch
-  open_handler opening;                         // async_watch's handler, until etcd answers
-  std::shared_ptr<watch_stream> opening_stream;  // handed to `opening` on success
-  asio::any_io_executor opening_work;            // outstanding work while opening
-  std::deque<raw_update> raw;                   // from the client's thread, not yet converted
-  std::size_t raw_bytes = 0;                    // the sum of `raw`'s sizes
-  bool fell_behind = false;                     // `raw` overflowed: the etcd watch is canceled
-  std::deque<watch_event> ready;                // converted, not yet taken by async_next
-  std::optional<informer::error> end;           // delivered once `raw` and `ready` are drained
-  bool cancelled = false;
-  bool pumping = false;       // a pump job is posted or running (at most one)
-  next_handler waiting;       // the async_next waiting for an event
-  asio::any_io_executor waiting_work;  // outstanding work while `waiting` is set
+  informer::mutex mutex;
+  watch_handle handle INFORMER_GUARDED_BY(mutex);                          // the etcd watch
+  open_handler opening INFORMER_GUARDED_BY(mutex);                         // async_watch's handler, until etcd answers
+  std::shared_ptr<watch_stream> opening_stream INFORMER_GUARDED_BY(mutex);  // handed to `opening` on success
+  asio::any_io_executor opening_work INFORMER_GUARDED_BY(mutex);            // outstanding work while opening
+  std::deque<raw_update> raw INFORMER_GUARDED_BY(mutex);                   // from the client's thread, not yet converted
+  std::size_t raw_bytes INFORMER_GUARDED_BY(mutex) = 0;                    // the sum of `raw`'s sizes
+  bool fell_behind INFORMER_GUARDED_BY(mutex) = false;                     // `raw` overflowed: the etcd watch is canceled
+  std::deque<watch_event> ready INFORMER_GUARDED_BY(mutex);                // converted, not yet taken by async_next
+  std::optional<informer::error> end INFORMER_GUARDED_BY(mutex);           // delivered once `raw` and `ready` are drained
+  bool cancelled INFORMER_GUARDED_BY(mutex) = false;
+  bool pumping INFORMER_GUARDED_BY(mutex) = false;       // a pump job is posted or running (at most one)
+  next_handler waiting INFORMER_GUARDED_BY(mutex);       // the async_next waiting for an event
+  asio::any_io_executor waiting_work INFORMER_GUARDED_BY(mutex);  // outstanding work while `waiting` is set
 
   // The client's thread: every update of the etcd watch.
   void on_update(watch_update u) {
-    std::lock_guard lock(mutex);
+    informer::lock_guard lock(mutex);
     if (opening) {
       // The first update: etcd registered the watch, or refused it.
       auto stream = std::move(opening_stream);
@@ -195,7 +195,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   // The reader is too slow: stop the etcd watch, drop what it has not converted yet, and end the
   // stream after the converted events, as a cut. Every dropped update comes after those events, so
   // a watch from the last revision the reader saw gets them again from etcd's history.
-  void fall_behind_locked() {
+  void fall_behind_locked() INFORMER_REQUIRES(mutex) {
     fell_behind = true;
     raw.clear();
     raw_bytes = 0;
@@ -213,7 +213,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   void abort_open() {
     std::shared_ptr<watch_stream> stream;
     {
-      std::lock_guard lock(mutex);
+      informer::lock_guard lock(mutex);
       if (!opening) {
         return;
       }
@@ -230,7 +230,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
     // `stream` goes here, outside the lock (its destructor takes it); it waits for nothing.
   }
 
-  void schedule_pump_locked() {
+  void schedule_pump_locked() INFORMER_REQUIRES(mutex) {
     if (waiting && !pumping) {
       pumping = true;
       asio::post(shared->executor, [self = shared_from_this()] { self->pump(); });
@@ -239,7 +239,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
 
   // Hands the next event (or the end) to the waiting reader. The source's executor, one at a time.
   void pump() {
-    std::unique_lock lock(mutex);
+    informer::unique_lock lock(mutex);
     for (;;) {
       if (!waiting) {
         break;
@@ -276,7 +276,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
     pumping = false;
   }
 
-  void deliver_locked(informer::error err, watch_event event) {
+  void deliver_locked(informer::error err, watch_event event) INFORMER_REQUIRES(mutex) {
     next_handler h;
     h.swap(waiting);
     asio::post(shared->executor, asio::append(std::move(h), std::move(err), std::move(event)));
@@ -285,7 +285,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
 
   // Any thread. Returns true on the first call.
   bool cancel() {
-    std::lock_guard lock(mutex);
+    informer::lock_guard lock(mutex);
     if (cancelled) {
       return false;
     }
@@ -409,7 +409,7 @@ public:
   // watch is detached, its final update still comes, to the callback, which owns `state_`.
   ~etcd_watch_stream() override {
     state_->cancel();
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     state_->handle.detach();
   }
 
@@ -423,7 +423,7 @@ public:
       if (ec || !state) {
         return;
       }
-      std::lock_guard lock(state->mutex);
+      informer::lock_guard lock(state->mutex);
       if (!state->end) {
         state->end = informer::error{informer::errc::end_of_stream, "watch timeout reached"};
       }
@@ -434,7 +434,7 @@ public:
 
 protected:
   void next_impl(next_handler handler) override {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     if (state_->waiting) {
       asio::post(state_->shared->executor,
                  asio::append(std::move(handler),
@@ -585,7 +585,7 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
     });
   }
   {
-    std::lock_guard lock(state->mutex);
+    informer::lock_guard lock(state->mutex);
     state->opening_work = asio::prefer(executor_, asio::execution::outstanding_work.tracked);
     state->opening.swap(handler);  // (Boost 1.81's move assignment of any_completion_handler recurses)
     state->opening_stream = std::move(stream);
@@ -593,7 +593,7 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
   // Not under the lock: the client may call back inline when it is being destroyed.
   watch_handle handle = etcd_->watch(shared_->prefix, request,
                                      [state](watch_update u) { state->on_update(std::move(u)); });
-  std::lock_guard lock(state->mutex);
+  informer::lock_guard lock(state->mutex);
   state->handle = std::move(handle);
   if (state->cancelled || state->end) {
     // Canceled, dropped, timed out or fallen behind before the handle got here.

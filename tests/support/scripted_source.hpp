@@ -59,6 +59,7 @@
 #include "informer/core/field_selector.hpp"
 #include "informer/core/key.hpp"
 #include "informer/core/label_selector.hpp"
+#include "informer/core/mutex.hpp"
 #include "informer/core/object.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -74,13 +75,11 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -139,24 +138,23 @@ struct scripted_state {
 
   const boost::asio::any_io_executor executor;
 
-  std::mutex mutex;
-  std::condition_variable changed;  // notified on every counter or open-watch change
+  informer::mutex mutex;
+  informer::condition_variable changed;  // notified on every counter or open-watch change
 
-  // Everything below is guarded by `mutex`.
-  std::map<std::string, object::ptr> objects;
-  std::int64_t revision = 1;
-  std::int64_t compacted = 0;  // changes with revision <= compacted are gone from `history`
-  std::deque<scripted_change> history;
-  std::map<std::int64_t, std::shared_ptr<const scripted_snapshot>> snapshots;  // by revision
-  std::vector<std::shared_ptr<scripted_watch>> watches;                          // the open ones
-  std::deque<informer::error> list_failures;
-  std::deque<informer::error> watch_failures;
-  std::vector<list_options> list_requests;
-  std::vector<watch_options> watch_requests;
+  std::map<std::string, object::ptr> objects INFORMER_GUARDED_BY(mutex);
+  std::int64_t revision INFORMER_GUARDED_BY(mutex) = 1;
+  std::int64_t compacted INFORMER_GUARDED_BY(mutex) = 0;  // changes with revision <= compacted are gone from `history`
+  std::deque<scripted_change> history INFORMER_GUARDED_BY(mutex);
+  std::map<std::int64_t, std::shared_ptr<const scripted_snapshot>> snapshots INFORMER_GUARDED_BY(mutex);  // by revision
+  std::vector<std::shared_ptr<scripted_watch>> watches INFORMER_GUARDED_BY(mutex);  // the open ones
+  std::deque<informer::error> list_failures INFORMER_GUARDED_BY(mutex);
+  std::deque<informer::error> watch_failures INFORMER_GUARDED_BY(mutex);
+  std::vector<list_options> list_requests INFORMER_GUARDED_BY(mutex);
+  std::vector<watch_options> watch_requests INFORMER_GUARDED_BY(mutex);
 
   // Hands `event` to the watch's waiting reader, or buffers it. (A moved-from handler or
   // executor is empty, so moving them out clears `waiting` and `work`.)
-  void push_locked(scripted_watch& w, watch_event event, scripted_deliveries& out) {
+  void push_locked(scripted_watch& w, watch_event event, scripted_deliveries& out) INFORMER_REQUIRES(mutex) {
     if (w.waiting) {
       out.push_back({std::move(w.waiting), {}, std::move(event), std::move(w.work)});
     } else {
@@ -166,7 +164,7 @@ struct scripted_state {
 
   // Ends an open watch with `end` after its buffered events; a waiting reader gets `end` now.
   // The caller holds a reference to `w` (it leaves `watches` here).
-  void finish_locked(scripted_watch& w, informer::error end, scripted_deliveries& out) {
+  void finish_locked(scripted_watch& w, informer::error end, scripted_deliveries& out) INFORMER_REQUIRES(mutex) {
     if (!w.open) return;
     w.open = false;
     w.end = std::move(end);
@@ -198,7 +196,7 @@ struct scripted_state {
     return e;
   }
 
-  void record_locked(scripted_change c, scripted_deliveries& out) {
+  void record_locked(scripted_change c, scripted_deliveries& out) INFORMER_REQUIRES(mutex) {
     for (const auto& w : watches)
       if (auto e = filter(*w, c)) push_locked(*w, std::move(*e), out);
     history.push_back(std::move(c));
@@ -206,7 +204,7 @@ struct scripted_state {
 
   // The objects exactly at `rev` (compacted <= rev <= revision): today's state with the later
   // changes undone.
-  std::map<std::string, object::ptr> objects_at_locked(std::int64_t rev) const {
+  std::map<std::string, object::ptr> objects_at_locked(std::int64_t rev) const INFORMER_REQUIRES(mutex) {
     auto result = objects;
     for (auto it = history.rbegin(); it != history.rend() && it->revision > rev; ++it) {
       const std::string key = object_key(*it->obj);
@@ -270,7 +268,7 @@ public:
       if (!timed_out) return;
       scripted_deliveries out;
       {
-        std::lock_guard lock(st->mutex);
+        informer::lock_guard lock(st->mutex);
         st->finish_locked(*timed_out, informer::error(errc::end_of_stream, "watch timeout reached"), out);
       }
       st->post(out);
@@ -291,7 +289,7 @@ protected:
   void next_impl(next_handler handler) override {
     scripted_deliveries out;
     {
-      std::lock_guard lock(state_->mutex);
+      informer::lock_guard lock(state_->mutex);
       scripted_watch& w = *watch_;
       if (!w.buffer.empty()) {
         out.push_back({std::move(handler), {}, std::move(w.buffer.front()), nullptr});
@@ -316,7 +314,7 @@ private:
   bool abort() {
     scripted_deliveries out;
     {
-      std::lock_guard lock(state_->mutex);
+      informer::lock_guard lock(state_->mutex);
       scripted_watch& w = *watch_;
       if (w.cancelled) return false;
       w.cancelled = true;
@@ -378,7 +376,7 @@ public:
     detail::scripted_deliveries out;
     object::ptr last;
     {
-      std::lock_guard lock(state_->mutex);
+      informer::lock_guard lock(state_->mutex);
       auto it = state_->objects.find(std::string(key));
       if (it == state_->objects.end())
         throw std::invalid_argument("scripted_source: remove of a missing key " + std::string(key));
@@ -396,14 +394,14 @@ public:
 
   /// The stored object under `key`, or null.
   object::ptr get(std::string_view key) const {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     auto it = state_->objects.find(std::string(key));
     return it == state_->objects.end() ? nullptr : it->second;
   }
 
   /// The revision of the last change (1 for a store that never changed).
   std::int64_t current_revision() const {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     return state_->revision;
   }
 
@@ -411,7 +409,7 @@ public:
   /// exact lists from an older resourceVersion, and continue tokens of older lists, then fail
   /// with 410 Expired. A watch from `revision` itself still works.
   void compact(std::int64_t revision) {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     revision = std::min(revision, state_->revision);
     if (revision <= state_->compacted) return;
     while (!state_->history.empty() && state_->history.front().revision <= revision) state_->history.pop_front();
@@ -421,7 +419,7 @@ public:
 
   /// Makes every continue token handed out so far fail with 410 Expired.
   void expire_continue_tokens() {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     state_->snapshots.clear();
   }
 
@@ -431,7 +429,7 @@ public:
   void bookmark() {
     detail::scripted_deliveries out;
     {
-      std::lock_guard lock(state_->mutex);
+      informer::lock_guard lock(state_->mutex);
       for (const auto& w : state_->watches)
         if (w->bookmarks)
           state_->push_locked(*w,
@@ -447,7 +445,7 @@ public:
   void send_error(const status& s) {
     detail::scripted_deliveries out;
     {
-      std::lock_guard lock(state_->mutex);
+      informer::lock_guard lock(state_->mutex);
       for (const auto& w : std::vector(state_->watches)) {
         state_->push_locked(*w, {.type = watch_event_type::error, .obj = nullptr, .resource_version = {}, .error_status = s},
                             out);
@@ -462,7 +460,7 @@ public:
   void end_watches(informer::error end = informer::error(errc::end_of_stream, "watch ended by the server")) {
     detail::scripted_deliveries out;
     {
-      std::lock_guard lock(state_->mutex);
+      informer::lock_guard lock(state_->mutex);
       for (const auto& w : std::vector(state_->watches)) state_->finish_locked(*w, end, out);
     }
     state_->post(out);
@@ -472,14 +470,14 @@ public:
 
   /// The next `times` list calls fail with `e` (queued after failures injected earlier).
   void fail_next_list(informer::error e, std::size_t times = 1) {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     state_->list_failures.insert(state_->list_failures.end(), times, e);
   }
   void fail_next_list(const status& s, std::size_t times = 1) { fail_next_list(s.to_error(), times); }
 
   /// The next `times` watch calls fail at open with `e` (queued after failures injected earlier).
   void fail_next_watch(informer::error e, std::size_t times = 1) {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     state_->watch_failures.insert(state_->watch_failures.end(), times, e);
   }
   void fail_next_watch(const status& s, std::size_t times = 1) { fail_next_watch(s.to_error(), times); }
@@ -488,41 +486,41 @@ public:
 
   /// Number of async_list calls (failed ones included).
   std::size_t list_calls() const {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     return state_->list_requests.size();
   }
   /// Number of async_watch calls (failed ones included).
   std::size_t watch_calls() const {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     return state_->watch_requests.size();
   }
   /// The options of every async_list call, in order.
   std::vector<list_options> list_requests() const {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     return state_->list_requests;
   }
   /// The options of every async_watch call, in order.
   std::vector<watch_options> watch_requests() const {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     return state_->watch_requests;
   }
   /// Watches opened and not yet ended (by the server, a timeout, cancel or dropping the stream).
   std::size_t open_watches() const {
-    std::lock_guard lock(state_->mutex);
+    informer::lock_guard lock(state_->mutex);
     return state_->watches.size();
   }
 
   /// Waits until at least `n` watches are open; false on timeout.
   bool wait_for_watches(std::size_t n, std::chrono::nanoseconds timeout) const {
-    return wait_until(timeout, [&] { return state_->watches.size() >= n; });
+    return wait_until(timeout, [&]() INFORMER_REQUIRES(state_->mutex) { return state_->watches.size() >= n; });
   }
   /// Waits until at least `n` list calls have been made; false on timeout.
   bool wait_for_list_calls(std::size_t n, std::chrono::nanoseconds timeout) const {
-    return wait_until(timeout, [&] { return state_->list_requests.size() >= n; });
+    return wait_until(timeout, [&]() INFORMER_REQUIRES(state_->mutex) { return state_->list_requests.size() >= n; });
   }
   /// Waits until at least `n` watch calls have been made; false on timeout.
   bool wait_for_watch_calls(std::size_t n, std::chrono::nanoseconds timeout) const {
-    return wait_until(timeout, [&] { return state_->watch_requests.size() >= n; });
+    return wait_until(timeout, [&]() INFORMER_REQUIRES(state_->mutex) { return state_->watch_requests.size() >= n; });
   }
 
 protected:
@@ -530,14 +528,14 @@ protected:
     informer::error err;
     object_list page;
     {
-      std::lock_guard lock(state_->mutex);
+      informer::lock_guard lock(state_->mutex);
       state_->list_requests.push_back(options);
       state_->changed.notify_all();
       if (!state_->list_failures.empty()) {
         err = std::move(state_->list_failures.front());
         state_->list_failures.pop_front();
       } else {
-        err = list_locked(options, page);
+        err = list_locked(*state_, options, page);
       }
     }
     if (err) page = {};
@@ -548,14 +546,14 @@ protected:
     informer::error err;
     std::shared_ptr<detail::scripted_watch> w;
     {
-      std::lock_guard lock(state_->mutex);
+      informer::lock_guard lock(state_->mutex);
       state_->watch_requests.push_back(options);
       state_->changed.notify_all();
       if (!state_->watch_failures.empty()) {
         err = std::move(state_->watch_failures.front());
         state_->watch_failures.pop_front();
       } else {
-        err = open_watch_locked(options, w);
+        err = open_watch_locked(*state_, options, w);
       }
     }
     std::shared_ptr<watch_stream> stream;
@@ -582,7 +580,7 @@ private:
     detail::scripted_deliveries out;
     object::ptr stored;
     {
-      std::lock_guard lock(state_->mutex);
+      informer::lock_guard lock(state_->mutex);
       auto it = state_->objects.find(key);
       if (type == watch_event_type::added && it != state_->objects.end())
         throw std::invalid_argument("scripted_source: create of an existing key " + key);
@@ -605,17 +603,18 @@ private:
 
   template <class Pred>
   bool wait_until(std::chrono::nanoseconds timeout, Pred pred) const {
-    std::unique_lock lock(state_->mutex);
+    informer::unique_lock lock(state_->mutex);
     return state_->changed.wait_for(lock, timeout, pred);
   }
 
-  informer::error list_locked(const list_options& o, object_list& page) {
+  // `st` is `*state_`, passed in because the analysis does not follow a local alias to its mutex.
+  static informer::error list_locked(detail::scripted_state& st, const list_options& o, object_list& page)
+      INFORMER_REQUIRES(st.mutex) {
     auto labels = label_selector::parse(o.label_selector);
     if (!labels) return detail::bad_request("invalid label selector: " + labels.error().what());
     auto fields = field_selector::parse(o.field_selector);
     if (!fields) return detail::bad_request("invalid field selector: " + fields.error().what());
 
-    auto& st = *state_;
     std::shared_ptr<const detail::scripted_snapshot> snap;
     std::string after;  // the last key of the previous page
     bool paged = o.limit > 0;
@@ -671,12 +670,12 @@ private:
     return {};
   }
 
-  informer::error open_watch_locked(const watch_options& o, std::shared_ptr<detail::scripted_watch>& out) {
+  static informer::error open_watch_locked(detail::scripted_state& st, const watch_options& o,
+                                           std::shared_ptr<detail::scripted_watch>& out) INFORMER_REQUIRES(st.mutex) {
     auto labels = label_selector::parse(o.label_selector);
     if (!labels) return detail::bad_request("invalid label selector: " + labels.error().what());
     auto fields = field_selector::parse(o.field_selector);
     if (!fields) return detail::bad_request("invalid field selector: " + fields.error().what());
-    auto& st = *state_;
     std::int64_t from = st.revision;
     if (!o.resource_version.empty() && o.resource_version != "0") {
       const auto rev = detail::parse_revision(o.resource_version);

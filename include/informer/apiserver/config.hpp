@@ -16,12 +16,12 @@
 #pragma once
 
 #include "informer/core/error.hpp"
+#include "informer/core/mutex.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -134,14 +134,14 @@ private:
     bool operator==(const file_id&) const = default;
   };
 
-  detailed_result<std::string> refresh_locked(std::chrono::steady_clock::time_point now);
+  detailed_result<std::string> refresh_locked(std::chrono::steady_clock::time_point now) INFORMER_REQUIRES(mu_);
 
   const token_source_options options_;
-  std::mutex mu_;
-  std::string token_;                                  // guarded by mu_: last good token
-  bool loaded_ = false;                                // guarded by mu_: token_ came from the file
-  file_id id_{};                                       // guarded by mu_: the file token_ was read from
-  std::chrono::steady_clock::time_point next_check_{};  // guarded by mu_
+  informer::mutex mu_;
+  std::string token_ INFORMER_GUARDED_BY(mu_);                                  // last good token
+  bool loaded_ INFORMER_GUARDED_BY(mu_) = false;                                // token_ came from the file
+  file_id id_ INFORMER_GUARDED_BY(mu_){};                                       // the file token_ was read from
+  std::chrono::steady_clock::time_point next_check_ INFORMER_GUARDED_BY(mu_){};
 };
 
 }  // namespace informer

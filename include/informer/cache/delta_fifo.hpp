@@ -31,13 +31,12 @@
 #include "informer/cache/known_objects.hpp"
 #include "informer/core/error.hpp"
 #include "informer/core/key.hpp"
+#include "informer/core/mutex.hpp"
 #include "informer/core/object.hpp"
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -201,23 +200,23 @@ private:
   using in_flight_map = std::unordered_map<std::string, object::ptr, string_hash, std::equal_to<>>;
 
   // Removes and returns the first queued key not in flight.
-  std::optional<std::string> take_ready_locked();
-  // Runs `process` on `key`'s deltas with `lock` released in between (see `pop`).
-  error_code process_locked(std::unique_lock<std::mutex>& lock, std::string key, const process_function& process);
-  void queue_action_locked(delta_type type, std::string key, delta d);
-  void requeue_locked(const std::string& key, delta_list deltas);
-  bool has_synced_locked() const;
+  std::optional<std::string> take_ready_locked() INFORMER_REQUIRES(mutex_);
+  // Runs `process` on `key`'s deltas with `mutex_` released in between (see `pop`).
+  error_code process_locked(std::string key, const process_function& process) INFORMER_REQUIRES(mutex_);
+  void queue_action_locked(delta_type type, std::string key, delta d) INFORMER_REQUIRES(mutex_);
+  void requeue_locked(const std::string& key, delta_list deltas) INFORMER_REQUIRES(mutex_);
+  bool has_synced_locked() const INFORMER_REQUIRES(mutex_);
 
   const delta_fifo_options options_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable cond_;                // signalled when a key may have become ready, or on close
-  item_map items_;                              // guarded by mutex_; key -> non-empty deltas
-  std::deque<std::string> queue_;               // guarded by mutex_; the keys of items_, each once, in order
-  in_flight_map in_flight_;                     // guarded by mutex_; keys whose deltas a pop is processing
-  bool populated_ = false;                      // guarded by mutex_
-  std::size_t initial_population_count_ = 0;   // guarded by mutex_; pops left of the first replace
-  bool closed_ = false;                         // guarded by mutex_
+  mutable informer::mutex mutex_;
+  informer::condition_variable cond_;           // signalled when a key may have become ready, or on close
+  item_map items_ INFORMER_GUARDED_BY(mutex_);  // key -> non-empty deltas
+  std::deque<std::string> queue_ INFORMER_GUARDED_BY(mutex_);  // the keys of items_, each once, in order
+  in_flight_map in_flight_ INFORMER_GUARDED_BY(mutex_);        // keys whose deltas a pop is processing
+  bool populated_ INFORMER_GUARDED_BY(mutex_) = false;
+  std::size_t initial_population_count_ INFORMER_GUARDED_BY(mutex_) = 0;  // pops left of the first replace
+  bool closed_ INFORMER_GUARDED_BY(mutex_) = false;
 };
 
 }  // namespace informer

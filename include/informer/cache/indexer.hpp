@@ -27,13 +27,12 @@
 #include "informer/cache/known_objects.hpp"
 #include "informer/core/error.hpp"
 #include "informer/core/label_selector.hpp"
+#include "informer/core/mutex.hpp"
 #include "informer/core/object.hpp"
 
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -124,10 +123,15 @@ public:
   struct state;
 
 private:
+  // The current state, for a writer: only writers change `state_` or `*state_`, and they hold
+  // `writers_` throughout, so `writers_` alone is enough to read it.
+  state& writer_state_locked() INFORMER_REQUIRES(writers_);
+
   std::function<std::string(const object&)> key_func_;
-  mutable std::mutex writers_;          // serialises every write; held while computing a new state
-  mutable std::shared_mutex readers_;   // guards state_: shared for reads, exclusive to publish
-  std::unique_ptr<state> state_;        // guarded by readers_ (reads) and writers_ + readers_ (writes)
+  mutable informer::mutex writers_;         // serialises every write; held while computing a new state
+  mutable informer::shared_mutex readers_;  // shared for reads, exclusive to publish
+  // Written with writers_ and readers_ held; read with readers_ held, or by writer_state_locked.
+  std::unique_ptr<state> state_ INFORMER_GUARDED_BY(readers_) INFORMER_PT_GUARDED_BY(readers_);
 };
 
 }  // namespace informer

@@ -29,6 +29,7 @@
 
 #include "informer/client/lister_watcher.hpp"
 #include "informer/client/shared_informer.hpp"
+#include "informer/core/mutex.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -38,7 +39,7 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
+#include <mutex>  // std::once_flag
 #include <string>
 
 namespace informer {
@@ -121,10 +122,10 @@ private:
   const boost::asio::any_io_executor executor_;
   const std::chrono::nanoseconds shutdown_grace_;
 
-  mutable std::mutex mutex_;  // guards the members below; never held while calling an informer or a source
-  std::map<informer_key, std::shared_ptr<shared_informer>> informers_;  // guarded by mutex_
-  bool started_ = false;                                                // guarded by mutex_
-  bool shut_down_ = false;                                              // guarded by mutex_
+  mutable informer::mutex mutex_;  // never held while calling an informer or a source
+  std::map<informer_key, std::shared_ptr<shared_informer>> informers_ INFORMER_GUARDED_BY(mutex_);
+  bool started_ INFORMER_GUARDED_BY(mutex_) = false;
+  bool shut_down_ INFORMER_GUARDED_BY(mutex_) = false;
   std::once_flag shutdown_once_;
 };
 

@@ -34,13 +34,12 @@
 
 #include "informer/client/backoff.hpp"
 #include "informer/client/lister_watcher.hpp"
+#include "informer/core/mutex.hpp"
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -128,18 +127,18 @@ private:
 
   std::shared_ptr<lister_watcher> source_;
   reflector_store& store_;
-  std::shared_ptr<reflector_store> store_owner_;  // handed to the loop at start (guarded by mutex_)
+  std::shared_ptr<reflector_store> store_owner_ INFORMER_GUARDED_BY(mutex_);  // handed to the loop at start
   reflector_options options_;
 
-  mutable std::mutex mutex_;  // guards everything below
-  std::condition_variable ended_cv_;
-  bool started_ = false;
-  bool stopping_ = false;
-  bool ended_ = false;
-  std::string last_sync_resource_version_;
-  std::function<void(const informer::error&)> error_handler_;
-  std::shared_ptr<watch_stream> watch_;            // the open watch, to cancel on stop
-  std::function<void()> cancel_wait_;              // cancels the current backoff / resync wait
+  mutable informer::mutex mutex_;
+  informer::condition_variable ended_cv_;
+  bool started_ INFORMER_GUARDED_BY(mutex_) = false;
+  bool stopping_ INFORMER_GUARDED_BY(mutex_) = false;
+  bool ended_ INFORMER_GUARDED_BY(mutex_) = false;
+  std::string last_sync_resource_version_ INFORMER_GUARDED_BY(mutex_);
+  std::function<void(const informer::error&)> error_handler_ INFORMER_GUARDED_BY(mutex_);
+  std::shared_ptr<watch_stream> watch_ INFORMER_GUARDED_BY(mutex_);  // the open watch, to cancel on stop
+  std::function<void()> cancel_wait_ INFORMER_GUARDED_BY(mutex_);    // cancels the current backoff / resync wait
 };
 
 }  // namespace informer

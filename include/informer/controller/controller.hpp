@@ -25,11 +25,11 @@
 #include "informer/controller/rate_limiter.hpp"
 #include "informer/controller/workqueue.hpp"
 #include "informer/core/error.hpp"
+#include "informer/core/mutex.hpp"
 
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -118,9 +118,9 @@ private:
   enum class state { idle, running, stopped };
   // Lock order: lifecycle_mu_ before the queue's lock; workers never take lifecycle_mu_, so
   // stop() may hold it while joining them.
-  std::mutex lifecycle_mu_;
-  state state_ = state::idle;          // guarded by lifecycle_mu_
-  std::vector<std::thread> workers_;   // guarded by lifecycle_mu_
+  informer::mutex lifecycle_mu_;
+  state state_ INFORMER_GUARDED_BY(lifecycle_mu_) = state::idle;
+  std::vector<std::thread> workers_ INFORMER_GUARDED_BY(lifecycle_mu_);
 };
 
 }  // namespace informer

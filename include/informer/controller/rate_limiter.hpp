@@ -22,10 +22,11 @@
 // and never calls out while holding it, so limiters can be nested (max_of) in any order.
 #pragma once
 
+#include "informer/core/mutex.hpp"
+
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -70,8 +71,8 @@ public:
 
 private:
   const exponential_rate_limiter_options options_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, int> failures_;  // guarded by mu_
+  mutable informer::mutex mu_;
+  std::unordered_map<std::string, int> failures_ INFORMER_GUARDED_BY(mu_);
 };
 
 struct bucket_rate_limiter_options {
@@ -100,9 +101,9 @@ private:
   const double qps_;
   const double burst_;
   const steady_now_fn now_;
-  mutable std::mutex mu_;
-  double tokens_;                                // guarded by mu_; negative when reserved ahead
-  std::chrono::steady_clock::time_point last_;   // guarded by mu_; when tokens_ was last refilled
+  mutable informer::mutex mu_;
+  double tokens_ INFORMER_GUARDED_BY(mu_);                               // negative when reserved ahead
+  std::chrono::steady_clock::time_point last_ INFORMER_GUARDED_BY(mu_);  // when tokens_ was last refilled
 };
 
 /// The strictest of several limiters: `when` asks every child (so each records the requeue) and

@@ -34,15 +34,14 @@
 #pragma once
 
 #include "informer/controller/rate_limiter.hpp"
+#include "informer/core/mutex.hpp"
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -128,31 +127,31 @@ private:
   using key_times = std::unordered_map<std::string, time_point>;
   using waiting_list = std::multimap<time_point, std::string>;
 
-  void add_locked(const std::string& key, time_point now);
-  void start_timer_locked();
+  void add_locked(const std::string& key, time_point now) INFORMER_REQUIRES(mu_);
+  void start_timer_locked() INFORMER_REQUIRES(mu_);
   // Marks the queue shut down and returns the timer thread for the caller to join unlocked.
-  std::thread begin_shutdown_locked(bool drain);
+  std::thread begin_shutdown_locked(bool drain) INFORMER_REQUIRES(mu_);
   void timer_loop();
 
   const std::shared_ptr<rate_limiter> limiter_;  // immutable; thread-safe itself
   const workqueue_metrics metrics_;              // immutable
 
   // Lock order: mu_ is a leaf; the limiter is only called without it.
-  mutable std::mutex mu_;
-  std::condition_variable ready_cv_;    // with mu_: a key was queued, or shutdown began
-  std::condition_variable drained_cv_;  // with mu_: the drain condition may have changed
-  std::condition_variable timer_cv_;    // with mu_: the earliest deadline changed, or shutdown
-  // guarded by mu_: the queued keys in order. Each points at its key in dirty_ (every queued key
-  // is dirty, and map nodes do not move), so a queued key is stored once.
-  std::deque<const std::string*> queue_;
-  key_times dirty_;                // guarded by mu_: keys that need processing
-  key_times processing_;           // guarded by mu_: keys handed out by get and not yet done
-  waiting_list waiting_;           // guarded by mu_: delayed keys by deadline
-  // guarded by mu_: each delayed key (a view of its string in waiting_) to its entry there.
-  std::unordered_map<std::string_view, waiting_list::iterator> waiting_index_;
-  bool shutting_down_ = false;     // guarded by mu_
-  bool draining_ = false;          // guarded by mu_: shut_down_with_drain in effect
-  std::thread timer_;              // guarded by mu_: started by the first add_after
+  mutable informer::mutex mu_;
+  informer::condition_variable ready_cv_;    // with mu_: a key was queued, or shutdown began
+  informer::condition_variable drained_cv_;  // with mu_: the drain condition may have changed
+  informer::condition_variable timer_cv_;    // with mu_: the earliest deadline changed, or shutdown
+  // The queued keys in order. Each points at its key in dirty_ (every queued key is dirty, and
+  // map nodes do not move), so a queued key is stored once.
+  std::deque<const std::string*> queue_ INFORMER_GUARDED_BY(mu_);
+  key_times dirty_ INFORMER_GUARDED_BY(mu_);       // keys that need processing
+  key_times processing_ INFORMER_GUARDED_BY(mu_);  // keys handed out by get and not yet done
+  waiting_list waiting_ INFORMER_GUARDED_BY(mu_);  // delayed keys by deadline
+  // Each delayed key (a view of its string in waiting_) to its entry there.
+  std::unordered_map<std::string_view, waiting_list::iterator> waiting_index_ INFORMER_GUARDED_BY(mu_);
+  bool shutting_down_ INFORMER_GUARDED_BY(mu_) = false;
+  bool draining_ INFORMER_GUARDED_BY(mu_) = false;  // shut_down_with_drain in effect
+  std::thread timer_ INFORMER_GUARDED_BY(mu_);      // started by the first add_after
 };
 
 }  // namespace informer

@@ -14,17 +14,17 @@ key_table& key_table::instance() {
 
 std::optional<std::uint32_t> key_table::intern(std::string_view key, std::uint32_t parent) {
   if (key.size() > max_key_length) return std::nullopt;
-  const auto saturated_locked = [&] {
+  const auto saturated_locked = [&]() INFORMER_REQUIRES_SHARED(mutex_) {
     const auto it = children_.find(parent);
     return it != children_.end() && it->second >= max_children_per_parent;
   };
   {
-    std::shared_lock lock(mutex_);
+    informer::shared_lock lock(mutex_);
     if (auto it = index_.find(key); it != index_.end()) return it->second;
     // The common miss at a high-cardinality position is answered without the exclusive lock.
     if (saturated_locked()) return std::nullopt;
   }
-  std::unique_lock lock(mutex_);
+  informer::lock_guard lock(mutex_);
   if (auto it = index_.find(key); it != index_.end()) return it->second;
   const std::uint32_t id = size_.load(std::memory_order_relaxed);
   if (id >= capacity || saturated_locked()) return std::nullopt;
@@ -54,7 +54,7 @@ std::optional<std::uint32_t> key_table::intern(std::string_view key, std::uint32
 }
 
 std::size_t key_table::memory_usage() const {
-  std::shared_lock lock(mutex_);
+  informer::shared_lock lock(mutex_);
   return arena_bytes_ + chunk_owner_.size() * chunk_size * sizeof(std::string_view) +
          index_.size() * (sizeof(std::string_view) + sizeof(std::uint32_t) + 2 * sizeof(void*)) +
          index_.bucket_count() * sizeof(void*) + children_.size() * (2 * sizeof(std::uint32_t) + 2 * sizeof(void*)) +

@@ -18,13 +18,13 @@
 // to the reading thread, which orders the slot write before the read.
 #pragma once
 
+#include "informer/core/mutex.hpp"
+
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -60,17 +60,17 @@ public:
 private:
   key_table() = default;
 
-  mutable std::shared_mutex mutex_;
-  // Guarded by mutex_: the hash index (views into arena_) and the arena of key characters.
-  std::unordered_map<std::string_view, std::uint32_t> index_;
-  std::vector<std::unique_ptr<char[]>> arena_;
-  std::size_t arena_used_ = 0;   // bytes used in arena_.back()
-  std::size_t arena_bytes_ = 0;  // total bytes allocated in arena_
-  // Guarded by mutex_: keys interned so far under each parent, up to max_children_per_parent.
-  std::unordered_map<std::uint32_t, std::uint32_t> children_;
+  mutable informer::shared_mutex mutex_;
+  // The hash index (views into arena_) and the arena of key characters.
+  std::unordered_map<std::string_view, std::uint32_t> index_ INFORMER_GUARDED_BY(mutex_);
+  std::vector<std::unique_ptr<char[]>> arena_ INFORMER_GUARDED_BY(mutex_);
+  std::size_t arena_used_ INFORMER_GUARDED_BY(mutex_) = 0;   // bytes used in arena_.back()
+  std::size_t arena_bytes_ INFORMER_GUARDED_BY(mutex_) = 0;  // total bytes allocated in arena_
+  // Keys interned so far under each parent, up to max_children_per_parent.
+  std::unordered_map<std::uint32_t, std::uint32_t> children_ INFORMER_GUARDED_BY(mutex_);
   // Slots: written under mutex_, read without it (see the class comment).
   std::array<std::atomic<std::string_view*>, max_chunks> chunks_{};
-  std::vector<std::unique_ptr<std::string_view[]>> chunk_owner_;
+  std::vector<std::unique_ptr<std::string_view[]>> chunk_owner_ INFORMER_GUARDED_BY(mutex_);
   std::atomic<std::uint32_t> size_{0};
 };
 

@@ -58,7 +58,7 @@ std::optional<std::uint32_t> value_table::session::acquire(std::uint64_t positio
 
 void value_table::release(std::span<const std::uint32_t> ids) {
   if (ids.empty()) return;
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   for (const auto id : ids) {
     auto& e = chunks_[id >> chunk_bits].load(std::memory_order_relaxed)[id & (chunk_size - 1)];
     if (--e.refs != 0) continue;
@@ -71,12 +71,12 @@ void value_table::release(std::span<const std::uint32_t> ids) {
 }
 
 std::size_t value_table::size() const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   return index_.size();
 }
 
 std::size_t value_table::memory_usage() const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   constexpr std::size_t node = sizeof(std::string_view) + sizeof(std::uint32_t) + 2 * sizeof(void*);
   return text_bytes_ + index_.size() * (node + 16) + index_.bucket_count() * sizeof(void*) +
          chunk_owner_.size() * chunk_size * sizeof(entry) + free_ids_.capacity() * sizeof(std::uint32_t) +

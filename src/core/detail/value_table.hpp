@@ -17,11 +17,12 @@
 // text immutable, and the object's publication orders the entry's write before the read.
 #pragma once
 
+#include "informer/core/mutex.hpp"
+
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -47,11 +48,14 @@ public:
     explicit session(value_table& table) : table_(table), lock_(table.mutex_) {}
     /// The id of `text` with one more reference, or nullopt when the position's values are not
     /// shared (or the table is full). `position` identifies (enclosing key, key).
-    std::optional<std::uint32_t> acquire(std::uint64_t position, std::string_view text);
+    // Not analysed: `lock_` holds `table_.mutex_` for the session's whole life, but the analysis
+    // tracks only locks held in a function's own scope, not one held by a member.
+    std::optional<std::uint32_t> acquire(std::uint64_t position, std::string_view text)
+        INFORMER_NO_THREAD_SAFETY_ANALYSIS;
 
   private:
     value_table& table_;
-    std::lock_guard<std::mutex> lock_;
+    informer::lock_guard<informer::mutex> lock_;
   };
 
   /// Drops one reference to each id.
@@ -69,7 +73,7 @@ private:
 
   struct entry {
     std::string_view text;      // points into an allocation owned by the entry (new char[])
-    std::uint32_t refs = 0;     // guarded by mutex_
+    std::uint32_t refs = 0;     // guarded by the table's mutex_
   };
   struct position_stats {
     std::uint32_t seen = 0;
@@ -77,14 +81,14 @@ private:
     bool shared = true;
   };
 
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string_view, std::uint32_t> index_;       // guarded by mutex_
-  std::unordered_map<std::uint64_t, position_stats> positions_;     // guarded by mutex_
-  std::vector<std::uint32_t> free_ids_;                             // guarded by mutex_
-  std::uint32_t next_id_ = 0;                                       // guarded by mutex_
-  std::size_t text_bytes_ = 0;                                      // guarded by mutex_
+  mutable informer::mutex mutex_;
+  std::unordered_map<std::string_view, std::uint32_t> index_ INFORMER_GUARDED_BY(mutex_);
+  std::unordered_map<std::uint64_t, position_stats> positions_ INFORMER_GUARDED_BY(mutex_);
+  std::vector<std::uint32_t> free_ids_ INFORMER_GUARDED_BY(mutex_);
+  std::uint32_t next_id_ INFORMER_GUARDED_BY(mutex_) = 0;
+  std::size_t text_bytes_ INFORMER_GUARDED_BY(mutex_) = 0;
   std::array<std::atomic<entry*>, max_chunks> chunks_{};            // slots: see class comment
-  std::vector<std::unique_ptr<entry[]>> chunk_owner_;               // guarded by mutex_
+  std::vector<std::unique_ptr<entry[]>> chunk_owner_ INFORMER_GUARDED_BY(mutex_);
 };
 
 }  // namespace informer::detail

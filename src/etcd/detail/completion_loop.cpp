@@ -45,7 +45,7 @@ completion_loop::~completion_loop() {
 }
 
 bool completion_loop::post(std::function<void()> fn) {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   if (closing_ || close_requested_) {
     return false;
   }
@@ -68,7 +68,7 @@ void completion_loop::post_locked(std::function<void()> fn) {
 }
 
 void completion_loop::started() {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   ++outstanding_;
 }
 
@@ -81,7 +81,7 @@ loop_timer* completion_loop::start_timer(std::chrono::steady_clock::duration del
 }
 
 bool completion_loop::closing() const {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   return closing_;
 }
 
@@ -100,7 +100,7 @@ void completion_loop::run() {
 void completion_loop::run_posted() {
   std::deque<std::function<void()>> batch;
   {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     batch.swap(posted_);
     wakeup_pending_ = false;
   }
@@ -110,7 +110,7 @@ void completion_loop::run_posted() {
 }
 
 void completion_loop::finished() {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   --outstanding_;
   if (closing_ && outstanding_ == 0 && !shut_down_) {
     shut_down_ = true;
@@ -119,8 +119,9 @@ void completion_loop::finished() {
 }
 
 void completion_loop::close(std::function<void()> on_close) {
+  std::thread loop_thread;  // joined unlocked: the loop takes mutex_ until it ends
   {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     if (close_requested_) {
       return;
     }
@@ -135,13 +136,14 @@ void completion_loop::close(std::function<void()> on_close) {
         if (on_close) {
           on_close();
         }
-        std::lock_guard inner(mutex_);
+        informer::lock_guard inner(mutex_);
         closing_ = true;  // finished() for this very task shuts the queue down when it is idle
       });
     }
+    loop_thread = std::move(thread_);
   }
-  if (thread_.joinable()) {
-    thread_.join();
+  if (loop_thread.joinable()) {
+    loop_thread.join();
   } else {
     void* tag = nullptr;
     bool ok = false;

@@ -15,6 +15,8 @@
 // are for the loop thread only; `close` must not be called from the loop thread.
 #pragma once
 
+#include "informer/core/mutex.hpp"
+
 #include <grpcpp/alarm.h>
 #include <grpcpp/completion_queue.h>
 
@@ -24,7 +26,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 
 namespace informer::etcd::detail {
@@ -102,7 +103,7 @@ private:
   void run_posted();
   void finished();
   // Queues `fn` and makes sure a wakeup is pending; needs the thread started.
-  void post_locked(std::function<void()> fn);
+  void post_locked(std::function<void()> fn) INFORMER_REQUIRES(mutex_);
 
   grpc::CompletionQueue queue_;
   std::atomic<std::thread::id> loop_thread_id_{};
@@ -112,14 +113,14 @@ private:
   std::atomic<std::uint64_t> armed_{0};
 
   // Lock order: mutex_ is a leaf; nothing posted or completed runs under it.
-  mutable std::mutex mutex_;
-  std::thread thread_;                        // guarded by mutex_: started by the first post
-  std::deque<std::function<void()>> posted_;  // guarded by mutex_
-  bool wakeup_pending_ = false;               // guarded by mutex_: a wakeup alarm is in the queue
-  std::size_t outstanding_ = 0;               // guarded by mutex_: tags not yet come back
-  bool close_requested_ = false;              // guarded by mutex_
-  bool closing_ = false;                      // guarded by mutex_: posts refused, shut down when idle
-  bool shut_down_ = false;                    // guarded by mutex_: queue_.Shutdown() was called
+  mutable informer::mutex mutex_;
+  std::thread thread_ INFORMER_GUARDED_BY(mutex_);  // started by the first post, taken by close
+  std::deque<std::function<void()>> posted_ INFORMER_GUARDED_BY(mutex_);
+  bool wakeup_pending_ INFORMER_GUARDED_BY(mutex_) = false;   // a wakeup alarm is in the queue
+  std::size_t outstanding_ INFORMER_GUARDED_BY(mutex_) = 0;   // tags not yet come back
+  bool close_requested_ INFORMER_GUARDED_BY(mutex_) = false;
+  bool closing_ INFORMER_GUARDED_BY(mutex_) = false;          // posts refused, shut down when idle
+  bool shut_down_ INFORMER_GUARDED_BY(mutex_) = false;        // queue_.Shutdown() was called
 };
 
 }  // namespace informer::etcd::detail

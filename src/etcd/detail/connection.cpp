@@ -209,7 +209,7 @@ detailed_result<std::string> connection::authenticate(std::size_t index) {
 
 detailed_result<std::string> connection::finish_authenticate(std::size_t index, const grpc::Status& status,
                                                              const etcdserverpb::AuthenticateResponse& response) {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   if (status.ok()) {
     token_ = response.token();
     auth_disabled_ = false;
@@ -229,7 +229,7 @@ std::optional<std::string> connection::cached_token() {
   if (!authenticates()) {
     return std::string{};
   }
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   if (!token_.empty() || auth_disabled_) {
     return token_;
   }
@@ -237,7 +237,7 @@ std::optional<std::string> connection::cached_token() {
 }
 
 void connection::drop_token(const std::string& stale) {
-  std::lock_guard lock(mutex_);
+  informer::lock_guard lock(mutex_);
   if (token_ == stale) {
     token_.clear();
     auth_disabled_ = false;
@@ -249,7 +249,7 @@ detailed_result<std::string> connection::token(std::size_t index) {
     return std::string{};
   }
   {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     if (!token_.empty() || auth_disabled_) {
       return token_;
     }
@@ -259,7 +259,7 @@ detailed_result<std::string> connection::token(std::size_t index) {
 
 detailed_result<std::string> connection::refresh_token(std::size_t index, const std::string& stale) {
   {
-    std::lock_guard lock(mutex_);
+    informer::lock_guard lock(mutex_);
     if (!token_.empty() && token_ != stale) {
       return token_;
     }

@@ -6,6 +6,7 @@
 // the preferred endpoint is atomic; the token is guarded by a mutex.
 #pragma once
 
+#include "informer/core/mutex.hpp"
 #include "informer/etcd/client.hpp"
 
 #include "etcd/rpc.grpc.pb.h"
@@ -18,7 +19,6 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -98,9 +98,9 @@ private:
   std::vector<std::unique_ptr<endpoint>> endpoints_;
   std::atomic<std::size_t> preferred_{0};
 
-  std::mutex mutex_;
-  std::string token_;           // guarded by mutex_: "" until authenticated
-  bool auth_disabled_ = false;  // guarded by mutex_: etcd said authentication is not enabled
+  informer::mutex mutex_;
+  std::string token_ INFORMER_GUARDED_BY(mutex_);            // "" until authenticated
+  bool auth_disabled_ INFORMER_GUARDED_BY(mutex_) = false;  // etcd said authentication is not enabled
 };
 
 /// The error for a failed gRPC call: the code mapped as in informer/etcd/errors.hpp, the detail
