@@ -10,7 +10,9 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -158,10 +160,14 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   bool pumping INFORMER_GUARDED_BY(mutex) = false;       // a pump job is posted or running (at most one)
   next_handler waiting INFORMER_GUARDED_BY(mutex);       // the async_next waiting for an event
   asio::any_io_executor waiting_work INFORMER_GUARDED_BY(mutex);  // outstanding work while `waiting` is set
+  bool orphaned INFORMER_GUARDED_BY(mutex) = false;  // the executor's context is being destroyed: post nothing more to it
 
   // The client's thread: every update of the etcd watch.
   void on_update(watch_update u) {
     informer::lock_guard lock(mutex);
+    if (orphaned) {
+      return;
+    }
     if (opening) {
       // The first update: etcd registered the watch, or refused it.
       auto stream = std::move(opening_stream);
@@ -228,6 +234,29 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
       handle.cancel();
     }
     // `stream` goes here, outside the lock (its destructor takes it); it waits for nothing.
+  }
+
+  // The executor's context is shutting down (see watch_registry): what waits here for the client's
+  // thread to complete it goes with the context, as its own pending handlers do, instead of being
+  // posted into it later, once it is gone. Nothing is invoked.
+  void orphan() {
+    open_handler open;
+    std::shared_ptr<watch_stream> stream;
+    next_handler next;
+    asio::any_io_executor work;
+    asio::any_io_executor next_work;
+    {
+      informer::lock_guard lock(mutex);
+      orphaned = true;
+      open.swap(opening);
+      stream = std::move(opening_stream);
+      next.swap(waiting);
+      work = std::move(opening_work);
+      next_work = std::move(waiting_work);
+      handle.cancel();
+    }
+    // All released here, outside the lock (the stream's destructor takes it), while the context's
+    // services still run.
   }
 
   void schedule_pump_locked() INFORMER_REQUIRES(mutex) {
@@ -395,6 +424,46 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
             .error_status = {}};
   }
 
+};
+
+// The watches whose pending completions wait in this file for the client's thread, per execution
+// context of a source's executor. The client's thread completes an open or an async_next by posting
+// to that executor, which must not happen once its context is destroyed (an informer stopped after
+// its executor stopped: the reflector's cancellation of the open never runs). Asio destroys the
+// pending handlers of its own I/O objects when their context shuts down; this service does the same
+// for the handlers held here, and tells each watch to post nothing more. Thread-safe.
+class watch_registry final : public asio::execution_context::service {
+public:
+  static inline asio::execution_context::id id;
+
+  explicit watch_registry(asio::execution_context& context) : asio::execution_context::service(context) {}
+
+  void add(const std::shared_ptr<watch_state>& state) {
+    informer::lock_guard lock(mutex_);
+    if (states_.size() >= prune_at_) {
+      std::erase_if(states_, [](const std::weak_ptr<watch_state>& w) { return w.expired(); });
+      prune_at_ = std::max<std::size_t>(64, 2 * states_.size());
+    }
+    states_.push_back(state);
+  }
+
+private:
+  void shutdown() override {
+    std::vector<std::weak_ptr<watch_state>> states;
+    {
+      informer::lock_guard lock(mutex_);
+      states.swap(states_);
+    }
+    for (const auto& weak : states) {
+      if (auto state = weak.lock()) {
+        state->orphan();
+      }
+    }
+  }
+
+  informer::mutex mutex_;
+  std::vector<std::weak_ptr<watch_state>> states_ INFORMER_GUARDED_BY(mutex_);
+  std::size_t prune_at_ INFORMER_GUARDED_BY(mutex_) = 64;
 };
 
 class etcd_watch_stream final : public watch_stream {
@@ -568,6 +637,8 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
   }
   auto state = std::make_shared<watch_state>(shared_, std::move(*filter), options.allow_bookmarks);
   auto stream = std::make_shared<etcd_watch_stream>(state, executor_);
+  // After the stream's timer: the registry's service then shuts down before the timers' service.
+  asio::use_service<watch_registry>(asio::query(executor_, asio::execution::context)).add(state);
   if (options.timeout.count() > 0) {
     stream->start_timer(options.timeout);
   }
@@ -595,8 +666,8 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
                                      [state](watch_update u) { state->on_update(std::move(u)); });
   informer::lock_guard lock(state->mutex);
   state->handle = std::move(handle);
-  if (state->cancelled || state->end) {
-    // Canceled, dropped, timed out or fallen behind before the handle got here.
+  if (state->cancelled || state->end || state->orphaned) {
+    // Canceled, dropped, timed out, fallen behind or orphaned before the handle got here.
     state->handle.cancel();
   }
 }

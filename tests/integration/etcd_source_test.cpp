@@ -1,7 +1,8 @@
 // The etcd sources' shared machinery and the generic source, against a real etcd: the
 // asynchronous Range, paged snapshot lists, watch event mapping, client-side selectors,
 // undecodable values, compaction while disconnected, an etcd restart under a running informer,
-// canceling a watch while it opens, and readers that fall behind a write burst.
+// canceling a watch while it opens, a watch opening when its executor is destroyed, and readers
+// that fall behind a write burst.
 #include "informer/etcd/generic_source.hpp"
 
 #include "informer/client/shared_informer.hpp"
@@ -787,6 +788,33 @@ BOOST_AUTO_TEST_CASE(canceling_an_opening_watch_aborts_it) {
   // No revision follows the largest one.
   auto [big, none] = watch(*src, {.resource_version = std::to_string(std::numeric_limits<std::int64_t>::max())});
   BOOST_TEST(is(big, informer::errc::bad_request), big.what());
+}
+
+// The source's executor stops and is destroyed while a watch still opens, as when an informer is
+// stopped after its executor stopped (the reflector's cancellation of the open, posted there, never
+// runs). The pending open's handler goes with the executor's context, as Asio's own pending
+// handlers do, uninvoked; etcd's answer and the client's end, which come later on the client's
+// thread, post nothing into the destroyed context (AddressSanitizer reports it if they do).
+BOOST_AUTO_TEST_CASE(a_watch_opening_when_its_executor_is_destroyed_posts_nothing_there) {
+  harness h;
+  h.put("/gone/a", config("x", 1));  // connected before etcd freezes
+  auto io = std::make_unique<asio::io_context>();  // never run, as an executor that has stopped
+  auto src = etcd::make_generic_source(h.client, io->get_executor(), {.prefix = "/gone/"});
+  // etcd is frozen (SIGSTOP), so the watch is still opening when the executor goes.
+  h.freeze_etcd();
+  auto owned = std::make_shared<int>(0);
+  const std::weak_ptr<int> handler_alive = owned;
+  std::atomic<bool> completed{false};
+  src->async_watch({}, [owned = std::move(owned), &completed](informer::error, std::shared_ptr<informer::watch_stream>) {
+    completed = true;
+  });
+  io.reset();
+  src.reset();
+  h.signal_etcd(SIGCONT);
+  BOOST_TEST(handler_alive.expired());
+  // The watch's last update (etcd's answer, or the client's end) runs on the client's thread.
+  h.client.reset();
+  BOOST_TEST(!completed.load());
 }
 
 BOOST_AUTO_TEST_CASE(a_reader_that_falls_behind_ends_its_stream) {
