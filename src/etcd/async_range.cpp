@@ -3,14 +3,11 @@
 // a chain of callbacks instead of a blocking loop.
 #include "informer/etcd/client.hpp"
 
+#include "core/detail/async_completion.hpp"
 #include "etcd/detail/client_state.hpp"
 #include "etcd/detail/convert.hpp"
 
-#include <boost/asio/associated_cancellation_slot.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/execution/blocking.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/asio/require.hpp>
 #include <boost/asio/system_executor.hpp>
 
@@ -35,38 +32,34 @@ namespace asio = boost::asio;
 // started by the previous one's gRPC callback (the first by the initiating call), so the step state
 // needs no lock. `cancel` may come from any thread at any time: `mutex_` guards `context_` (the
 // context of the operation in flight, replaced per step) and `cancelled_`.
-// Lifetime: `self_` keeps the call alive while a gRPC operation is outstanding; the last step moves
-// it into the completion posted to the handler's executor, so the call, the handler and the
-// connection it shares are released there, never on a gRPC thread.
+// Lifetime: `self_` keeps the call alive while a gRPC operation is outstanding; the last step hands
+// it to the completion, which releases it on the handler's executor after the handler: the call,
+// the handler and the connection it shares are released there, never on a gRPC thread.
 class range_call : public std::enable_shared_from_this<range_call> {
 public:
   using handler_type = asio::any_completion_handler<client::range_signature>;
+  using completion = informer::detail::async_completion<client::range_signature>;
 
   range_call(std::shared_ptr<detail::connection> conn, std::string what, etcdserverpb::RangeRequest request,
              handler_type handler)
       : conn_(std::move(conn)),
         what_(std::move(what)),
         request_(std::move(request)),
-        first_(conn_->preferred()) {
-    handler_.swap(handler);  // (Boost 1.81's move assignment of any_completion_handler recurses)
-    // A handler without an executor of its own completes on Asio's system executor. Never
-    // blocking: `finish` queues the completion even should it run inside the initiating call.
-    work_ = asio::prefer(
-        asio::get_associated_executor(handler_, asio::require(asio::system_executor(), asio::execution::blocking.never)),
-        asio::execution::blocking.never, asio::execution::outstanding_work.tracked);
-  }
+        first_(conn_->preferred()),
+        // A handler without an executor of its own completes on Asio's system executor. Every
+        // completion comes from a gRPC callback, on a gRPC thread: dispatch queues it there.
+        completion_(completion::create(std::move(handler),
+                                       asio::require(asio::system_executor(), asio::execution::blocking.never),
+                                       informer::detail::delivery::dispatch)) {}
 
   // On the initiating thread, once.
   void start() {
     self_ = shared_from_this();
-    slot_ = asio::get_associated_cancellation_slot(handler_);
-    if (slot_.is_connected()) {
-      slot_.assign([weak = weak_from_this()](asio::cancellation_type) {
-        if (auto call = weak.lock()) {
-          call->cancel();
-        }
-      });
-    }
+    completion_->on_cancellation([weak = weak_from_this()](asio::cancellation_type) {
+      if (auto call = weak.lock()) {
+        call->cancel();
+      }
+    });
     attempt();
   }
 
@@ -179,26 +172,11 @@ private:
 
   void finish_canceled() { finish(error{errc::canceled, what_ + ": canceled"}, {}); }
 
-  // The last step: hands the result to the handler's executor. `work_` prefers blocking.never, so
-  // `execute` queues the job rather than running it here: never inline in the initiating call (a
-  // cancellation before the first step, or a gRPC callback made inline), nor on a gRPC thread.
-  // The tracked executor is moved out, not copied: its last owner is this thread, and the queued
-  // job itself keeps the executor's context busy until it has run.
+  // The last step: hands the result to the handler's executor, with the call itself, to be
+  // released there.
   void finish(error failure, range_result result) {
-    auto work = std::move(work_);
-    work.execute([self = std::move(self_), failure = std::move(failure), result = std::move(result)]() mutable {
-      self->complete(std::move(failure), std::move(result));
-    });
-  }
-
-  // On the handler's executor (where its cancellation slot is used, too).
-  void complete(error failure, range_result result) {
-    if (slot_.is_connected()) {
-      slot_.clear();
-    }
-    handler_type handler;
-    handler.swap(handler_);
-    std::move(handler)(std::move(failure), std::move(result));
+    auto self = std::move(self_);
+    completion_->complete_releasing(std::move(self), std::move(failure), std::move(result));
   }
 
   const std::shared_ptr<detail::connection> conn_;
@@ -206,11 +184,10 @@ private:
   const etcdserverpb::RangeRequest request_;
   const std::size_t first_;  // the endpoint tried first
 
+  const std::shared_ptr<completion> completion_;
+
   // Step state (see the class comment).
   std::shared_ptr<range_call> self_;
-  handler_type handler_;
-  asio::any_completion_executor work_;  // the handler's executor, tracked until `finish`
-  asio::cancellation_slot slot_;
   std::size_t tried_ = 0;  // endpoints given up on
   std::size_t index_ = 0;  // the endpoint of the current step
   std::string token_;

@@ -4,15 +4,15 @@
 #include "informer/core/field_selector.hpp"
 #include "informer/core/label_selector.hpp"
 
+#include "core/detail/async_completion.hpp"
+
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
@@ -64,7 +64,8 @@ struct source::shared {
 namespace {
 
 using next_handler = asio::any_completion_handler<watch_stream::next_signature>;
-using open_handler = asio::any_completion_handler<lister_watcher::watch_signature>;
+using next_completion = informer::detail::async_completion<watch_stream::next_signature>;
+using open_completion = informer::detail::async_completion<lister_watcher::watch_signature>;
 
 informer::error bad_request(std::string message) { return {informer::errc::bad_request, std::move(message)}; }
 
@@ -127,7 +128,7 @@ bool transport_failure(const informer::error& e) {
 //
 // Lock rule: `mutex` guards every member below it. It is held only briefly: never while decoding,
 // never while a completion handler runs or is destroyed (handlers leave under it only by being moved
-// into a post), never while a watch handle is destroyed. Calls made under it only queue work
+// into a post, by `async_completion::complete`), never while a watch handle is destroyed. Calls made under it only queue work
 // (`asio::post`, `watch_handle::cancel` and `detach`), so the client's thread, which takes it in
 // the watch callback, never waits for anything that waits for it.
 struct watch_state : std::enable_shared_from_this<watch_state> {
@@ -152,9 +153,8 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
 
   std::mutex mutex;
   watch_handle handle;                          // the etcd watch
-  open_handler opening;                         // async_watch's handler, until etcd answers
+  std::shared_ptr<open_completion> opening;     // async_watch's completion, until etcd answers
   std::shared_ptr<watch_stream> opening_stream;  // handed to `opening` on success
-  asio::any_io_executor opening_work;            // outstanding work while opening
   std::deque<raw_update> raw;                   // from the client's thread, not yet converted
   std::size_t raw_bytes = 0;                    // the sum of `raw`'s sizes
   bool fell_behind = false;                     // `raw` overflowed: the etcd watch is canceled
@@ -162,8 +162,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   std::optional<informer::error> end;           // delivered once `raw` and `ready` are drained
   bool cancelled = false;
   bool pumping = false;       // a pump job is posted or running (at most one)
-  next_handler waiting;       // the async_next waiting for an event
-  asio::any_io_executor waiting_work;  // outstanding work while `waiting` is set
+  std::shared_ptr<next_completion> waiting;  // the async_next waiting for an event
 
   // The client's thread: every update of the etcd watch.
   void on_update(watch_update u) {
@@ -171,18 +170,18 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
     if (opening) {
       // The first update: etcd registered the watch, or refused it.
       auto stream = std::move(opening_stream);
+      auto op = std::move(opening);
       if (u.kind == watch_update_kind::created) {
-        asio::post(shared->executor, asio::append(std::move(opening), informer::error{}, std::move(stream)));
+        op->complete(informer::error{}, std::move(stream));
       } else {
         const informer::error why = u.kind == watch_update_kind::failed
                                         ? u.failure
                                         : informer::error{asio::error::operation_aborted, "watch canceled"};
         end = why;
-        asio::post(shared->executor, asio::append(std::move(opening), why, std::shared_ptr<watch_stream>{}));
+        op->complete(why, nullptr);
         // The stream must not die under the lock (its destructor takes it).
         asio::post(shared->executor, [dropped = std::move(stream)] {});
       }
-      opening_work = nullptr;
       return;
     }
     if (cancelled || fell_behind || u.kind == watch_update_kind::created) {
@@ -229,8 +228,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
       raw_bytes = 0;
       ready.clear();
       end = informer::error{asio::error::operation_aborted, "watch canceled while opening"};
-      asio::post(shared->executor, asio::append(std::move(opening), *end, std::shared_ptr<watch_stream>{}));
-      opening_work = nullptr;
+      std::exchange(opening, nullptr)->complete(*end, nullptr);
       handle.cancel();
     }
     // `stream` goes here, outside the lock (its destructor takes it); it waits for nothing.
@@ -283,10 +281,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   }
 
   void deliver_locked(informer::error err, watch_event event) {
-    next_handler h;
-    h.swap(waiting);
-    asio::post(shared->executor, asio::append(std::move(h), std::move(err), std::move(event)));
-    waiting_work = nullptr;
+    std::exchange(waiting, nullptr)->complete(std::move(err), std::move(event));
   }
 
   // Any thread. Returns true on the first call.
@@ -464,8 +459,7 @@ protected:
                               watch_event{}));
       return;
     }
-    state_->waiting.swap(handler);  // (Boost 1.81's move assignment of any_completion_handler recurses)
-    state_->waiting_work = asio::prefer(state_->shared->executor, asio::execution::outstanding_work.tracked);
+    state_->waiting = next_completion::create(std::move(handler), state_->shared->executor);
     state_->schedule_pump_locked();
   }
 
@@ -598,18 +592,16 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
                                     .start_revision = start,
                                     .prev_kv = true,
                                     .progress_notify = true};
+  auto op = open_completion::create(std::move(handler), executor_);
   // The reflector cancels a pending open through the slot so that stop() returns promptly.
-  if (auto slot = asio::get_associated_cancellation_slot(handler); slot.is_connected()) {
-    slot.assign([weak = std::weak_ptr<watch_state>(state)](asio::cancellation_type) {
-      if (auto s = weak.lock()) {
-        s->abort_open();
-      }
-    });
-  }
+  op->on_cancellation([weak = std::weak_ptr<watch_state>(state)](asio::cancellation_type) {
+    if (auto s = weak.lock()) {
+      s->abort_open();
+    }
+  });
   {
     std::lock_guard lock(state->mutex);
-    state->opening_work = asio::prefer(executor_, asio::execution::outstanding_work.tracked);
-    state->opening.swap(handler);  // (Boost 1.81's move assignment of any_completion_handler recurses)
+    state->opening = std::move(op);
     state->opening_stream = std::move(stream);
   }
   // Not under the lock: the client may call back inline when it is being destroyed.
