@@ -128,9 +128,9 @@ bool transport_failure(const informer::error& e) {
 //
 // Lock rule: `mutex` guards every member below it. It is held only briefly: never while decoding,
 // never while a completion handler runs or is destroyed (handlers leave under it only by being moved
-// into a post, by `async_completion::complete`), never while a watch handle is destroyed. Calls made under it only queue work
-// (`asio::post`, `watch_handle::cancel` and `detach`), so the client's thread, which takes it in
-// the watch callback, never waits for anything that waits for it.
+// into a post, `async_completion::complete`'s included), never while a watch handle is destroyed.
+// Calls made under it only queue work (`asio::post`, `watch_handle::cancel` and `detach`), so the
+// client's thread, which takes it in the watch callback, never waits for anything that waits for it.
 struct watch_state : std::enable_shared_from_this<watch_state> {
   watch_state(std::shared_ptr<const source::shared> s, selectors sel, bool allow_bookmarks)
       : shared(std::move(s)), filter(std::move(sel)), bookmarks(allow_bookmarks) {}

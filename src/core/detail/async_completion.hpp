@@ -116,7 +116,10 @@ private:
     using executor_type = boost::asio::any_completion_executor;
     using allocator_type = boost::asio::associated_allocator_t<handler_type>;
 
-    executor_type get_executor() const noexcept { return work; }
+    // A fresh executor object each time, never a copy of `work`: copies of a type-erased executor
+    // share a reference count, and `work` is released on another thread than Asio's copies (a
+    // fenced count, which ThreadSanitizer cannot follow). `work` is only ever moved.
+    executor_type get_executor() const noexcept { return boost::asio::get_associated_executor(handler, fallback); }
     allocator_type get_allocator() const noexcept { return boost::asio::get_associated_allocator(handler); }
 
     void operator()() {
@@ -125,6 +128,7 @@ private:
     }
 
     handler_type handler;
+    boost::asio::any_io_executor fallback;
     boost::asio::any_completion_executor work;  // released after the handler ran
     boost::asio::cancellation_slot slot;
     bool installed;
@@ -134,7 +138,7 @@ private:
 
   bool finish(std::shared_ptr<const void> owner, Args&&... args) {
     if (completed_.exchange(true, std::memory_order_acq_rel)) return false;
-    invocation call{handler_type(std::move(handler_)), std::move(work_), slot_, installed_,
+    invocation call{handler_type(std::move(handler_)), fallback_, std::move(work_), slot_, installed_,
                     std::tuple<Args...>(std::move(args)...), std::move(owner)};
     if (how_ == delivery::post) {
       boost::asio::post(fallback_, std::move(call));
