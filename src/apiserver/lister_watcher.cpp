@@ -1,17 +1,11 @@
 #include "informer/apiserver/lister_watcher.hpp"
 
 #include "apiserver/detail/list_watch_codec.hpp"
+#include "core/detail/async_completion.hpp"
 #include "informer/apiserver/resource_path.hpp"
 #include "informer/codec/protobuf.hpp"
-#include "informer/core/mutex.hpp"
 
-#include <boost/asio/append.hpp>
-#include <boost/asio/associated_cancellation_slot.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/beast/http/field.hpp>
 
 #include <atomic>
@@ -68,64 +62,13 @@ std::string watch_accept(const apiserver_lister_watcher_options& o) {
              : std::string(json_media);
 }
 
-// One pending list or watch open: completes its handler once, through the handler's executor,
-// with the answer or (when the handler's cancellation slot fires first) operation_aborted.
-template <class Value>
-class completion {
-public:
-  using handler_type = asio::any_completion_handler<void(informer::error, Value)>;
-
-  completion(handler_type handler, asio::any_io_executor fallback)
-      : handler_(std::move(handler)),
-        work_(asio::prefer(asio::get_associated_executor(handler_, fallback), asio::execution::outstanding_work.tracked)),
-        fallback_(std::move(fallback)) {}
-
-  static std::shared_ptr<completion> start(handler_type handler, const asio::any_io_executor& fallback,
-                                           std::string what) {
-    auto slot = asio::get_associated_cancellation_slot(handler);  // the same slot once moved into `c`
-    auto c = std::make_shared<completion>(std::move(handler), fallback);
-    if (slot.is_connected()) {
-      // Weak: a slot reused for a later operation must not keep this one alive. The slot is
-      // not cleared on completion (that would race with its owner); a late signal finds it done.
-      slot.assign([weak = std::weak_ptr<completion>(c), what = std::move(what)](asio::cancellation_type) {
-        if (auto self = weak.lock()) self->complete({asio::error::operation_aborted, what + ": cancelled"}, Value{});
-      });
-    }
-    return c;
-  }
-
-  /// False when already completed (cancelled).
-  bool complete(informer::error e, Value v) {
-    informer::unique_lock lock(mutex_);
-    if (done_) return false;
-    done_ = true;
-    handler_type handler(std::move(handler_));
-    asio::any_completion_executor work(std::move(work_));
-    lock.unlock();
-    // Posted through the source's executor; Asio then dispatches to the handler's own.
-    asio::post(fallback_, asio::append(std::move(handler), std::move(e), std::move(v)));
-    return true;
-  }
-
-  bool done() const {
-    informer::lock_guard lock(mutex_);
-    return done_;
-  }
-
-private:
-  mutable informer::mutex mutex_;
-  bool done_ INFORMER_GUARDED_BY(mutex_) = false;
-  handler_type handler_ INFORMER_GUARDED_BY(mutex_);                // empty once done
-  asio::any_completion_executor work_ INFORMER_GUARDED_BY(mutex_);  // keeps the handler's executor busy meanwhile
-  const asio::any_io_executor fallback_;
-};
-
 // One open watch: reads the body, decodes events, hands them out one async_next at a time. Pending
 // reads keep it alive; the user holds it through `apiserver_watch_stream`, whose destruction
 // cancels it, so a dropped stream closes its connection even with an async_next pending.
 class watch_core final : public std::enable_shared_from_this<watch_core> {
 public:
   using handler_type = asio::any_completion_handler<watch_stream::next_signature>;
+  using next_completion = detail::async_completion<watch_stream::next_signature>;
 
   watch_core(std::shared_ptr<http_stream> http, bool protobuf, const detail::decode_settings& settings,
              asio::any_io_executor executor)
@@ -139,40 +82,36 @@ public:
   }
 
   void next(handler_type handler) {
+    auto op = next_completion::create(std::move(handler), executor_);
     if (busy_.exchange(true)) {
-      asio::post(executor_, asio::append(std::move(handler),
-                                         informer::error(asio::error::already_started, "one async_next at a time"),
-                                         watch_event{}));
+      op->complete(informer::error(asio::error::already_started, "one async_next at a time"), watch_event{});
       return;
     }
     // A cancellation slot ends the whole watch, as cancel() does. Weak: the slot may outlive it.
-    if (auto slot = asio::get_associated_cancellation_slot(handler); slot.is_connected()) {
-      slot.assign([weak = weak_from_this()](asio::cancellation_type) {
-        if (auto self = weak.lock()) self->cancel();
-      });
-    }
-    advance(std::move(handler));
+    op->on_cancellation([weak = weak_from_this()](asio::cancellation_type) {
+      if (auto self = weak.lock()) self->cancel();
+    });
+    advance(std::move(op));
   }
 
 private:
   // Everything below runs for the one outstanding async_next: from next(), then from the read
   // completions it chains, one after another; so ready_, final_ and decoder_ need no lock.
-  void advance(handler_type handler) {
-    if (cancelled_.load()) return deliver(std::move(handler), aborted(), {});
+  void advance(std::shared_ptr<next_completion> op) {
+    if (cancelled_.load()) return deliver(*op, aborted(), {});
     if (!ready_.empty()) {
       watch_event event = std::move(ready_.front());
       ready_.pop_front();
-      return deliver(std::move(handler), {}, std::move(event));
+      return deliver(*op, {}, std::move(event));
     }
-    if (final_) return deliver(std::move(handler), final_, {});
-    auto work = asio::prefer(asio::get_associated_executor(handler, executor_), asio::execution::outstanding_work.tracked);
-    http_->async_read_some([self = shared_from_this(), handler = std::move(handler), work = std::move(work)](
-                               informer::error e, std::string bytes) mutable {
-      self->on_read(std::move(handler), std::move(e), bytes);
-    });
+    if (final_) return deliver(*op, final_, {});
+    http_->async_read_some(
+        [self = shared_from_this(), op = std::move(op)](informer::error e, std::string bytes) mutable {
+          self->on_read(std::move(op), std::move(e), bytes);
+        });
   }
 
-  void on_read(handler_type handler, informer::error e, const std::string& bytes) {
+  void on_read(std::shared_ptr<next_completion> op, informer::error e, const std::string& bytes) {
     if (cancelled_.load()) {
       final_ = aborted();
     } else if (e.code() == make_error_code(errc::end_of_stream)) {
@@ -185,7 +124,7 @@ private:
     } else {
       decode(bytes);
     }
-    advance(std::move(handler));
+    advance(std::move(op));
   }
 
   void decode(const std::string& bytes) {
@@ -205,9 +144,9 @@ private:
     }
   }
 
-  void deliver(handler_type handler, informer::error e, watch_event event) {
+  void deliver(next_completion& op, informer::error e, watch_event event) {
     busy_.store(false);
-    asio::post(executor_, asio::append(std::move(handler), std::move(e), std::move(event)));
+    op.complete(std::move(e), std::move(event));
   }
 
   static informer::error aborted() { return {asio::error::operation_aborted, "watch cancelled"}; }
@@ -277,14 +216,14 @@ const apiserver_lister_watcher_options& apiserver_lister_watcher::options() cons
 
 void apiserver_lister_watcher::list_impl(list_options o, asio::any_completion_handler<list_signature> handler) {
   std::string target = state_->path + list_query(o);
-  auto op = completion<object_list>::start(std::move(handler), state_->client.get_executor(),
-                                           "listing " + to_string(state_->res));
+  auto op = detail::async_completion<list_signature>::create(std::move(handler), state_->client.get_executor());
+  op->cancel_with({asio::error::operation_aborted, "listing " + to_string(state_->res) + ": cancelled"}, {});
   http::fields headers;
   headers.set(http::field::accept, state_->list_accept);
   auto client = state_->client;
   client.async_request(http::verb::get, std::move(target), std::move(headers), {},
                        [st = state_, op](informer::error e, http_response r) {
-                         if (op->done()) return;  // cancelled: nobody waits for the decoding
+                         if (op->completed()) return;  // cancelled: nobody waits for the decoding
                          if (e) {
                            op->complete(std::move(e), {});
                            return;
@@ -312,8 +251,8 @@ void apiserver_lister_watcher::watch_impl(watch_options o, asio::any_completion_
                                                     {"resourceVersion", o.resource_version},
                                                     {"labelSelector", o.label_selector},
                                                     {"fieldSelector", o.field_selector}});
-  auto op = completion<std::shared_ptr<watch_stream>>::start(std::move(handler), state_->client.get_executor(),
-                                                             "watching " + to_string(state_->res));
+  auto op = detail::async_completion<watch_signature>::create(std::move(handler), state_->client.get_executor());
+  op->cancel_with({asio::error::operation_aborted, "watching " + to_string(state_->res) + ": cancelled"}, nullptr);
   http::fields headers;
   headers.set(http::field::accept, state_->watch_accept);
   auto client = state_->client;

@@ -6,7 +6,6 @@
 #include "informer/apiserver/resource_path.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
@@ -236,23 +235,23 @@ rest_client::request rest_client::evict_request(std::string_view pod, const dele
 }
 
 void rest_client::start(request r, asio::any_completion_handler<object_signature> handler) const {
-  asio::co_spawn(http_.get_executor(), run_object(http_, std::move(r)),
-                 detail::deliver_to<object::ptr>(std::move(handler), http_.get_executor(), to_string(resource_)));
+  detail::spawn_operation(http_.get_executor(), run_object(http_, std::move(r)), std::move(handler),
+                          to_string(resource_));
 }
 
 void rest_client::start(request r, asio::any_completion_handler<list_signature> handler) const {
-  asio::co_spawn(http_.get_executor(), run_list(http_, resource_, std::move(r)),
-                 detail::deliver_to<object_list>(std::move(handler), http_.get_executor(), to_string(resource_)));
+  detail::spawn_operation(http_.get_executor(), run_list(http_, resource_, std::move(r)), std::move(handler),
+                          to_string(resource_));
 }
 
 void rest_client::start(request r, asio::any_completion_handler<delete_signature> handler) const {
-  asio::co_spawn(http_.get_executor(), run_delete(http_, std::move(r)),
-                 detail::deliver_to<delete_result>(std::move(handler), http_.get_executor(), to_string(resource_)));
+  detail::spawn_operation(http_.get_executor(), run_delete(http_, std::move(r)), std::move(handler),
+                          to_string(resource_));
 }
 
 void rest_client::start(request r, asio::any_completion_handler<status_signature> handler) const {
-  asio::co_spawn(http_.get_executor(), run_status(http_, std::move(r)),
-                 detail::deliver_to<status>(std::move(handler), http_.get_executor(), to_string(resource_)));
+  detail::spawn_operation(http_.get_executor(), run_status(http_, std::move(r)), std::move(handler),
+                          to_string(resource_));
 }
 
 namespace {
@@ -301,8 +300,9 @@ asio::awaitable<outcome<object::ptr>> retry_on_conflict(rest_client client, std:
 
 void rest_client::start_retry(std::string name, mutation_function mutate, conflict_retry_options options,
                               asio::any_completion_handler<object_signature> handler) const {
-  asio::co_spawn(http_.get_executor(), retry_on_conflict(*this, std::move(name), std::move(mutate), std::move(options)),
-                 detail::deliver_to<object::ptr>(std::move(handler), http_.get_executor(), to_string(resource_)));
+  detail::spawn_operation(http_.get_executor(),
+                          retry_on_conflict(*this, std::move(name), std::move(mutate), std::move(options)),
+                          std::move(handler), to_string(resource_));
 }
 
 }  // namespace informer

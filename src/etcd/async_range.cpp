@@ -3,16 +3,12 @@
 // a chain of callbacks instead of a blocking loop.
 #include "informer/etcd/client.hpp"
 
+#include "core/detail/async_completion.hpp"
 #include "informer/core/mutex.hpp"
-
 #include "etcd/detail/client_state.hpp"
 #include "etcd/detail/convert.hpp"
 
-#include <boost/asio/associated_cancellation_slot.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/execution/blocking.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/asio/require.hpp>
 #include <boost/asio/system_executor.hpp>
 
@@ -36,38 +32,36 @@ namespace asio = boost::asio;
 // started by the previous one's gRPC callback (the first by the initiating call), so the step state
 // needs no lock. `cancel` may come from any thread at any time: `mutex_` guards `context_` (the
 // context of the operation in flight, replaced per step) and `cancelled_`.
-// Lifetime: `self_` keeps the call alive while a gRPC operation is outstanding; the last step moves
-// it into the completion, which leaves the gRPC thread before anything else happens (see `finish`),
-// so the call, the handler and the connection it shares are released elsewhere, never on a gRPC
-// thread.
+// Lifetime: `self_` keeps the call alive while a gRPC operation is outstanding; the last step hands
+// it to the completion, which first leaves the gRPC thread (see `finish`) and releases it on the
+// handler's executor after the handler: the call, the handler and the connection it shares are
+// never released on a gRPC thread.
 class range_call : public std::enable_shared_from_this<range_call> {
 public:
   using handler_type = asio::any_completion_handler<client::range_signature>;
+  using completion = informer::detail::async_completion<client::range_signature>;
 
   range_call(std::shared_ptr<detail::connection> conn, std::string what, etcdserverpb::RangeRequest request,
              handler_type handler)
       : conn_(std::move(conn)),
         what_(std::move(what)),
         request_(std::move(request)),
-        first_(conn_->preferred()) {
-    handler_.swap(handler);  // (Boost 1.81's move assignment of any_completion_handler recurses)
-    // A handler without an executor of its own completes on Asio's system executor.
-    work_ = asio::prefer(
-        asio::get_associated_executor(handler_, asio::require(asio::system_executor(), asio::execution::blocking.never)),
-        asio::execution::outstanding_work.tracked);
-  }
+        first_(conn_->preferred()),
+        // A handler without an executor of its own completes on Asio's system executor. Every
+        // completion comes from a gRPC callback, on a gRPC thread, and is posted through the
+        // never-blocking system executor before it reaches the handler's: see `finish`.
+        completion_(completion::create(std::move(handler),
+                                       asio::require(asio::system_executor(), asio::execution::blocking.never),
+                                       informer::detail::delivery::post)) {}
 
   // On the initiating thread, once.
   void start() {
     self_ = shared_from_this();
-    slot_ = asio::get_associated_cancellation_slot(handler_);
-    if (slot_.is_connected()) {
-      slot_.assign([weak = weak_from_this()](asio::cancellation_type) {
-        if (auto call = weak.lock()) {
-          call->cancel();
-        }
-      });
-    }
+    completion_->on_cancellation([weak = weak_from_this()](asio::cancellation_type) {
+      if (auto call = weak.lock()) {
+        call->cancel();
+      }
+    });
     attempt();
   }
 
@@ -180,37 +174,17 @@ private:
 
   void finish_canceled() { finish(error{errc::canceled, what_ + ": canceled"}, {}); }
 
-  // The last step, on a gRPC callback thread (or in the initiating call): hands the result on,
-  // never completing here. Whatever the completion releases must not go on gRPC's thread: this call
-  // may be the last owner of the client's connection (the client destroyed meanwhile), and a
+  // The last step, on a gRPC callback thread (or in the initiating call): hands the result, and the
+  // call itself, to the completion, which never runs the handler or releases anything here. This
+  // call may be the last owner of the client's connection (the client destroyed meanwhile), and a
   // channel destroyed on a thread of gRPC's shared callback queue shuts that queue down and frees
-  // it under the very thread that is serving it. The handler's executor cannot be relied on to
-  // queue: `work_` is an any_completion_executor, which has no blocking property, so a preference
-  // for blocking.never is lost on it, and an executor that runs work inline (use_future's, Asio's
-  // possibly-blocking system executor) would run the completion, and the release, right here.
-  // Hence one hop through Asio's never-blocking system executor, and from there to the handler's.
+  // it under the very thread that is serving it. Dispatching to the handler's executor would not
+  // do: an executor that runs work inline (use_future's, Asio's possibly-blocking system executor)
+  // would run the handler, and the release, right here. Hence delivery::post, through Asio's
+  // never-blocking system executor, and from there to the handler's.
   void finish(error failure, range_result result) {
-    asio::require(asio::system_executor(), asio::execution::blocking.never)
-        .execute([self = std::move(self_), failure = std::move(failure), result = std::move(result)]() mutable {
-          // Untracked: the queued job keeps the handler's context busy by itself, and no hold on
-          // that context may be released here after `execute` returns (the handler may have run,
-          // and its context be gone, by then): `complete` lets go of `work_`.
-          const auto target = asio::prefer(self->work_, asio::execution::outstanding_work.untracked);
-          target.execute([self = std::move(self), failure = std::move(failure), result = std::move(result)]() mutable {
-            self->complete(std::move(failure), std::move(result));
-          });
-        });
-  }
-
-  // On the handler's executor (where its cancellation slot is used, too).
-  void complete(error failure, range_result result) {
-    work_ = nullptr;
-    if (slot_.is_connected()) {
-      slot_.clear();
-    }
-    handler_type handler;
-    handler.swap(handler_);
-    std::move(handler)(std::move(failure), std::move(result));
+    auto self = std::move(self_);
+    completion_->complete_releasing(std::move(self), std::move(failure), std::move(result));
   }
 
   const std::shared_ptr<detail::connection> conn_;
@@ -218,11 +192,10 @@ private:
   const etcdserverpb::RangeRequest request_;
   const std::size_t first_;  // the endpoint tried first
 
+  const std::shared_ptr<completion> completion_;
+
   // Step state (see the class comment).
   std::shared_ptr<range_call> self_;
-  handler_type handler_;
-  asio::any_completion_executor work_;  // the handler's executor, tracked until `complete`
-  asio::cancellation_slot slot_;
   std::size_t tried_ = 0;  // endpoints given up on
   std::size_t index_ = 0;  // the endpoint of the current step
   std::string token_;

@@ -4,17 +4,16 @@
 #include "informer/core/label_selector.hpp"
 #include "informer/core/mutex.hpp"
 
+#include "core/detail/async_completion.hpp"
+
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/execution/context.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
@@ -65,7 +64,8 @@ struct source::shared {
 namespace {
 
 using next_handler = asio::any_completion_handler<watch_stream::next_signature>;
-using open_handler = asio::any_completion_handler<lister_watcher::watch_signature>;
+using next_completion = informer::detail::async_completion<watch_stream::next_signature>;
+using open_completion = informer::detail::async_completion<lister_watcher::watch_signature>;
 
 informer::error bad_request(std::string message) { return {informer::errc::bad_request, std::move(message)}; }
 
@@ -123,9 +123,9 @@ std::size_t buffered_size(const watch_update& u) {
 //
 // Lock rule: `mutex` guards every member below it. It is held only briefly: never while decoding,
 // never while a completion handler runs or is destroyed (handlers leave under it only by being moved
-// into a post), never while a watch handle is destroyed. Calls made under it only queue work
-// (`asio::post`, `watch_handle::cancel` and `detach`), so the client's thread, which takes it in
-// the watch callback, never waits for anything that waits for it.
+// into a post, `async_completion::complete`'s included), never while a watch handle is destroyed.
+// Calls made under it only queue work (`asio::post`, `watch_handle::cancel` and `detach`), so the
+// client's thread, which takes it in the watch callback, never waits for anything that waits for it.
 struct watch_state : std::enable_shared_from_this<watch_state> {
   watch_state(std::shared_ptr<const source::shared> s, selectors sel, bool allow_bookmarks)
       : shared(std::move(s)), filter(std::move(sel)), bookmarks(allow_bookmarks) {}
@@ -147,19 +147,17 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   const bool bookmarks;
 
   informer::mutex mutex;
-  watch_handle handle INFORMER_GUARDED_BY(mutex);                          // the etcd watch
-  open_handler opening INFORMER_GUARDED_BY(mutex);                         // async_watch's handler, until etcd answers
-  std::shared_ptr<watch_stream> opening_stream INFORMER_GUARDED_BY(mutex);  // handed to `opening` on success
-  asio::any_io_executor opening_work INFORMER_GUARDED_BY(mutex);            // outstanding work while opening
-  std::deque<raw_update> raw INFORMER_GUARDED_BY(mutex);                   // from the client's thread, not yet converted
-  std::size_t raw_bytes INFORMER_GUARDED_BY(mutex) = 0;                    // the sum of `raw`'s sizes
-  bool fell_behind INFORMER_GUARDED_BY(mutex) = false;                     // `raw` overflowed: the etcd watch is canceled
-  std::deque<watch_event> ready INFORMER_GUARDED_BY(mutex);                // converted, not yet taken by async_next
-  std::optional<informer::error> end INFORMER_GUARDED_BY(mutex);           // delivered once `raw` and `ready` are drained
+  watch_handle handle INFORMER_GUARDED_BY(mutex);                             // the etcd watch
+  std::shared_ptr<open_completion> opening INFORMER_GUARDED_BY(mutex);        // async_watch's completion, until etcd answers
+  std::shared_ptr<watch_stream> opening_stream INFORMER_GUARDED_BY(mutex);    // handed to `opening` on success
+  std::deque<raw_update> raw INFORMER_GUARDED_BY(mutex);                      // from the client's thread, not yet converted
+  std::size_t raw_bytes INFORMER_GUARDED_BY(mutex) = 0;                       // the sum of `raw`'s sizes
+  bool fell_behind INFORMER_GUARDED_BY(mutex) = false;                        // `raw` overflowed: the etcd watch is canceled
+  std::deque<watch_event> ready INFORMER_GUARDED_BY(mutex);                   // converted, not yet taken by async_next
+  std::optional<informer::error> end INFORMER_GUARDED_BY(mutex);              // delivered once `raw` and `ready` are drained
   bool cancelled INFORMER_GUARDED_BY(mutex) = false;
-  bool pumping INFORMER_GUARDED_BY(mutex) = false;       // a pump job is posted or running (at most one)
-  next_handler waiting INFORMER_GUARDED_BY(mutex);       // the async_next waiting for an event
-  asio::any_io_executor waiting_work INFORMER_GUARDED_BY(mutex);  // outstanding work while `waiting` is set
+  bool pumping INFORMER_GUARDED_BY(mutex) = false;                            // a pump job is posted or running (at most one)
+  std::shared_ptr<next_completion> waiting INFORMER_GUARDED_BY(mutex);        // the async_next waiting for an event
   bool orphaned INFORMER_GUARDED_BY(mutex) = false;  // the executor's context is being destroyed: post nothing more to it
 
   // The client's thread: every update of the etcd watch.
@@ -171,18 +169,18 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
     if (opening) {
       // The first update: etcd registered the watch, or refused it.
       auto stream = std::move(opening_stream);
+      auto op = std::move(opening);
       if (u.kind == watch_update_kind::created) {
-        asio::post(shared->executor, asio::append(std::move(opening), informer::error{}, std::move(stream)));
+        op->complete(informer::error{}, std::move(stream));
       } else {
         const informer::error why = u.kind == watch_update_kind::failed
                                         ? u.failure
                                         : informer::error{asio::error::operation_aborted, "watch canceled"};
         end = why;
-        asio::post(shared->executor, asio::append(std::move(opening), why, std::shared_ptr<watch_stream>{}));
+        op->complete(why, nullptr);
         // The stream must not die under the lock (its destructor takes it).
         asio::post(shared->executor, [dropped = std::move(stream)] {});
       }
-      opening_work = nullptr;
       return;
     }
     if (cancelled || fell_behind || u.kind == watch_update_kind::created) {
@@ -229,8 +227,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
       raw_bytes = 0;
       ready.clear();
       end = informer::error{asio::error::operation_aborted, "watch canceled while opening"};
-      asio::post(shared->executor, asio::append(std::move(opening), *end, std::shared_ptr<watch_stream>{}));
-      opening_work = nullptr;
+      std::exchange(opening, nullptr)->complete(*end, nullptr);
       handle.cancel();
     }
     // `stream` goes here, outside the lock (its destructor takes it); it waits for nothing.
@@ -240,23 +237,20 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   // thread to complete it goes with the context, as its own pending handlers do, instead of being
   // posted into it later, once it is gone. Nothing is invoked.
   void orphan() {
-    open_handler open;
+    std::shared_ptr<open_completion> open;
     std::shared_ptr<watch_stream> stream;
-    next_handler next;
-    asio::any_io_executor work;
-    asio::any_io_executor next_work;
+    std::shared_ptr<next_completion> next;
     {
       informer::lock_guard lock(mutex);
       orphaned = true;
-      open.swap(opening);
+      open = std::move(opening);
       stream = std::move(opening_stream);
-      next.swap(waiting);
-      work = std::move(opening_work);
-      next_work = std::move(waiting_work);
+      next = std::move(waiting);
       handle.cancel();
     }
     // All released here, outside the lock (the stream's destructor takes it), while the context's
-    // services still run.
+    // services still run: a completion destroyed uncompleted destroys its handler uninvoked and
+    // lets go of the work it counted.
   }
 
   void schedule_pump_locked() INFORMER_REQUIRES(mutex) {
@@ -306,10 +300,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   }
 
   void deliver_locked(informer::error err, watch_event event) INFORMER_REQUIRES(mutex) {
-    next_handler h;
-    h.swap(waiting);
-    asio::post(shared->executor, asio::append(std::move(h), std::move(err), std::move(event)));
-    waiting_work = nullptr;
+    std::exchange(waiting, nullptr)->complete(std::move(err), std::move(event));
   }
 
   // Any thread. Returns true on the first call.
@@ -511,8 +502,7 @@ protected:
                               watch_event{}));
       return;
     }
-    state_->waiting.swap(handler);  // (Boost 1.81's move assignment of any_completion_handler recurses)
-    state_->waiting_work = asio::prefer(state_->shared->executor, asio::execution::outstanding_work.tracked);
+    state_->waiting = next_completion::create(std::move(handler), state_->shared->executor);
     state_->schedule_pump_locked();
   }
 
@@ -647,18 +637,16 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
                                     .start_revision = start,
                                     .prev_kv = true,
                                     .progress_notify = true};
+  auto op = open_completion::create(std::move(handler), executor_);
   // The reflector cancels a pending open through the slot so that stop() returns promptly.
-  if (auto slot = asio::get_associated_cancellation_slot(handler); slot.is_connected()) {
-    slot.assign([weak = std::weak_ptr<watch_state>(state)](asio::cancellation_type) {
-      if (auto s = weak.lock()) {
-        s->abort_open();
-      }
-    });
-  }
+  op->on_cancellation([weak = std::weak_ptr<watch_state>(state)](asio::cancellation_type) {
+    if (auto s = weak.lock()) {
+      s->abort_open();
+    }
+  });
   {
     informer::lock_guard lock(state->mutex);
-    state->opening_work = asio::prefer(executor_, asio::execution::outstanding_work.tracked);
-    state->opening.swap(handler);  // (Boost 1.81's move assignment of any_completion_handler recurses)
+    state->opening = std::move(op);
     state->opening_stream = std::move(stream);
   }
   // Not under the lock: the client may call back inline when it is being destroyed.

@@ -35,8 +35,9 @@
 //
 // Completions: every handler (list, watch open, `async_next`) is invoked through `boost::asio::post`
 // onto its associated executor (default: the source's), never inline from the initiating call or
-// from a mutator. An `async_next` that is waiting keeps outstanding work on the source's executor,
-// as a pending socket read would, so `io_context::run` does not return under it.
+// from a mutator. An `async_next` that is waiting keeps outstanding work on its handler's executor
+// (the library's `async_completion`), as a pending socket read would, so `io_context::run` does
+// not return under it.
 //
 // Errors: mutators throw `std::invalid_argument` for misuse, which is a bug in the test (JSON that
 // is not a valid object, create of an existing key, update or remove of a missing one); the state
@@ -62,13 +63,13 @@
 #include "informer/core/mutex.hpp"
 #include "informer/core/object.hpp"
 
+#include "core/detail/async_completion.hpp"
+
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
@@ -92,6 +93,7 @@ namespace informer::testing {
 namespace detail {
 
 using next_handler = boost::asio::any_completion_handler<watch_stream::next_signature>;
+using next_completion = informer::detail::async_completion<watch_stream::next_signature>;
 
 // One change as the history keeps it. `prev` is the state before it (null for added), so a
 // selector watch can tell "stopped matching" apart and a list can rebuild an older state.
@@ -118,18 +120,16 @@ struct scripted_watch {
   std::optional<informer::error> end;
   bool open = true;  // still in scripted_state::watches (counted by open_watches)
   bool cancelled = false;
-  next_handler waiting;                 // the async_next waiting for an event, if any
-  boost::asio::any_io_executor work;    // outstanding work while `waiting` is set
+  std::shared_ptr<next_completion> waiting;  // the async_next waiting for an event, if any
 
   bool matches(const object& obj) const { return labels.matches(obj.labels()) && fields.matches(obj); }
 };
 
 // A completion to post once the mutex is released.
 struct scripted_delivery {
-  next_handler handler;
+  std::shared_ptr<next_completion> op;
   informer::error err;
   watch_event event;
-  boost::asio::any_io_executor work;  // released after the post (which tracks its own work)
 };
 using scripted_deliveries = std::vector<scripted_delivery>;
 
@@ -152,11 +152,10 @@ struct scripted_state {
   std::vector<list_options> list_requests INFORMER_GUARDED_BY(mutex);
   std::vector<watch_options> watch_requests INFORMER_GUARDED_BY(mutex);
 
-  // Hands `event` to the watch's waiting reader, or buffers it. (A moved-from handler or
-  // executor is empty, so moving them out clears `waiting` and `work`.)
+  // Hands `event` to the watch's waiting reader, or buffers it.
   void push_locked(scripted_watch& w, watch_event event, scripted_deliveries& out) INFORMER_REQUIRES(mutex) {
     if (w.waiting) {
-      out.push_back({std::move(w.waiting), {}, std::move(event), std::move(w.work)});
+      out.push_back({std::exchange(w.waiting, nullptr), {}, std::move(event)});
     } else {
       w.buffer.push_back(std::move(event));
     }
@@ -170,7 +169,7 @@ struct scripted_state {
     w.end = std::move(end);
     std::erase_if(watches, [&w](const auto& p) { return p.get() == &w; });
     if (w.waiting)  // a waiting reader implies an empty buffer
-      out.push_back({std::move(w.waiting), *w.end, {}, std::move(w.work)});
+      out.push_back({std::exchange(w.waiting, nullptr), *w.end, {}});
     changed.notify_all();
   }
 
@@ -217,10 +216,7 @@ struct scripted_state {
   }
 
   void post(scripted_deliveries& out) const {
-    for (auto& d : out) {
-      boost::asio::post(executor, boost::asio::append(std::move(d.handler), std::move(d.err), std::move(d.event)));
-      d.work = nullptr;
-    }
+    for (auto& d : out) d.op->complete(std::move(d.err), std::move(d.event));
     out.clear();
   }
 };
@@ -287,23 +283,21 @@ public:
 
 protected:
   void next_impl(next_handler handler) override {
+    auto op = next_completion::create(std::move(handler), state_->executor);
     scripted_deliveries out;
     {
       informer::lock_guard lock(state_->mutex);
       scripted_watch& w = *watch_;
       if (!w.buffer.empty()) {
-        out.push_back({std::move(handler), {}, std::move(w.buffer.front()), nullptr});
+        out.push_back({std::move(op), {}, std::move(w.buffer.front())});
         w.buffer.pop_front();
       } else if (w.end) {
-        out.push_back({std::move(handler), *w.end, {}, nullptr});
+        out.push_back({std::move(op), *w.end, {}});
       } else if (w.waiting) {
-        out.push_back({std::move(handler),
-                       informer::error(boost::asio::error::already_started, "one async_next at a time"), {}, nullptr});
+        out.push_back({std::move(op), informer::error(boost::asio::error::already_started, "one async_next at a time"),
+                       {}});
       } else {
-        // Boost 1.81's move assignment of any_completion_handler recurses forever (it copies from
-        // an lvalue through the wrapping constructor); swap is the safe way to store one.
-        w.waiting.swap(handler);
-        w.work = boost::asio::prefer(state_->executor, boost::asio::execution::outstanding_work.tracked);
+        w.waiting = std::move(op);
       }
     }
     state_->post(out);

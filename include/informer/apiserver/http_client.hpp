@@ -30,6 +30,9 @@
 // Threads: all I/O runs on the executor given to `create` (any number of threads may run it; each
 // connection has its own strand). No thread is started. Completion handlers run on their
 // associated executor (for `use_awaitable`: the coroutine's), never inside the initiating call.
+// A handler's cancellation slot (any type) completes a pending `async_request` or
+// `async_open_stream` at once with `operation_aborted` (the exchange finishes unseen), and ends a
+// stream during `async_read_some`, as `cancel()` does.
 //
 // Thread safety: `http_client` is thread-safe; copies are handles to the same connections,
 // limiter and statistics. An `http_stream` serves one reader (one `async_read_some` at a time);
@@ -57,7 +60,7 @@
 namespace informer {
 
 namespace detail {
-struct http_client_state;  // connections, TLS context, limiter, token, counters (http_client.cpp)
+struct http_client_state;  // connections, TLS context, limiter, token, counters (detail/http_exchange.hpp)
 }  // namespace detail
 
 /// An answer: status code, header fields and (for `async_request`) the whole body.
