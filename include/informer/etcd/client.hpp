@@ -70,7 +70,7 @@ namespace informer::etcd {
 
 namespace detail {
 class client_state;
-class watch_hub;
+class watch_driver;
 class lease_keeper;
 }  // namespace detail
 
