@@ -458,3 +458,51 @@ BOOST_AUTO_TEST_CASE(close_ends_every_watch_and_stream) {
   BOOST_TEST(has(f.updates[4].back().failure, informer::errc::closed));
   BOOST_TEST(f.hub.stream_count() == 0u);
 }
+
+BOOST_AUTO_TEST_CASE(a_stream_wide_progress_reply_skips_watches_still_replaying_history) {
+  // etcd releases without the fix for etcd issue 15220 answer a progress request with the store's
+  // revision even to a watch still replaying older history: as a bookmark, that revision would
+  // move the watch past the events it has yet to deliver.
+  fake f;
+  f.add(1, spec("/old", 1001));    // replays 1001..5000
+  f.add(2, spec("/now"));          // nothing to replay
+  f.add(3, spec("/ahead", 6000));  // nothing to replay either
+  f.add(4, spec("/quiet", 10));    // replays, but its history has nothing for it
+  f.respond(1, created(0, 5000));
+  f.respond(1, created(1, 5000));
+  f.respond(1, created(2, 5000));
+  f.respond(1, created(3, 5000));
+  f.apply(f.hub.request_progress());
+  f.respond(1, progress(-1, 5000));
+  BOOST_TEST(f.kinds(1) == (std::vector{watch_update_kind::created}), boost::test_tools::per_element());
+  BOOST_TEST(f.kinds(2) == (std::vector{watch_update_kind::created, watch_update_kind::progress}),
+             boost::test_tools::per_element());
+  BOOST_TEST(f.kinds(3) == (std::vector{watch_update_kind::created, watch_update_kind::progress}),
+             boost::test_tools::per_element());
+  BOOST_TEST(f.kinds(4) == (std::vector{watch_update_kind::created}), boost::test_tools::per_element());
+
+  // Still replaying after an older event; in sync once it delivered the revision of its creation.
+  f.respond(1, events(0, 5001, {put("/old", 1500)}));
+  f.respond(1, progress(-1, 5001));
+  BOOST_TEST((f.updates[1].back().kind == watch_update_kind::events));
+  f.respond(1, events(0, 5001, {put("/old", 5000)}));
+  f.respond(1, progress(-1, 5002));
+  BOOST_TEST((f.updates[1].back().kind == watch_update_kind::progress));
+  BOOST_TEST(f.updates[1].back().revision == 5002);
+
+  // A per-watch notification (etcd sends those only to a watch in sync) is a bookmark and says
+  // the watch has caught up.
+  f.respond(1, progress(3, 5003));
+  BOOST_TEST((f.updates[4].back().kind == watch_update_kind::progress));
+  BOOST_TEST(f.updates[4].back().revision == 5003);
+  f.respond(1, progress(-1, 5004));
+  BOOST_TEST(f.updates[4].back().revision == 5004);
+
+  // Nor mid-fragment: the reply may overtake the rest of the response.
+  f.respond(1, events(1, 5005, {put("/now", 5005)}, true));
+  f.respond(1, progress(-1, 5005));
+  BOOST_TEST((f.updates[2].back().kind == watch_update_kind::progress));
+  BOOST_TEST(f.updates[2].back().revision == 5004);
+  f.respond(1, events(1, 5005, {put("/now", 5005)}));
+  BOOST_TEST((f.updates[2].back().kind == watch_update_kind::events));
+}

@@ -191,9 +191,11 @@ void watch_hub::on_created(std::uint64_t stream_id, stream_state& s, watch_respo
     w.phase = watch_phase::active;
     w.server_id = r.watch_id;
     w.connect_failures = 0;
+    w.created_revision = r.revision;
     if (w.next_revision == 0) {
       w.next_revision = r.revision + 1;  // what etcd makes of "from now"
     }
+    w.caught_up = w.next_revision > r.revision;
     s.active[r.watch_id] = id;
     watch_update update;
     update.kind = watch_update_kind::created;
@@ -238,13 +240,16 @@ void watch_hub::on_create_refused(std::uint64_t stream_id, stream_state& s, std:
 }
 
 void watch_hub::on_progress_reply(stream_state& s, std::int64_t revision) {
-  // The answer to a WatchProgressRequest, meant for every watch of the stream.
   for (const auto& [server_id, id] : s.active) {
-    watch_update update;
-    update.kind = watch_update_kind::progress;
-    update.revision = revision;
-    advance(watches_.at(id), revision);
-    deliver(id, std::move(update));
+    watch_state& w = watches_.at(id);
+    // Not mid-fragment either: the reply may overtake the rest of a response.
+    if (w.caught_up && w.fragments.empty()) {
+      watch_update update;
+      update.kind = watch_update_kind::progress;
+      update.revision = revision;
+      advance(w, revision);
+      deliver(id, std::move(update));
+    }
   }
 }
 
@@ -280,12 +285,16 @@ void watch_hub::on_watch_response(std::uint64_t stream_id, stream_state& s, watc
   watch_update update;
   update.revision = r.revision;
   if (w.fragments.empty()) {
+    // A per-watch notification: etcd sends those only to a watch it has in sync.
     update.kind = watch_update_kind::progress;
+    w.caught_up = true;
     advance(w, r.revision);
   } else {
     update.kind = watch_update_kind::events;
     update.events = std::exchange(w.fragments, {});
     advance(w, update.events.back().kv.mod_revision);
+    // Replayed up to the store's revision at creation (events come in revision order).
+    w.caught_up = w.caught_up || w.next_revision > w.created_revision;
   }
   deliver(id, std::move(update));
 }

@@ -16,8 +16,15 @@
 //   Watches not yet answered on a stream that failed to connect are retried on a new stream (each
 //   at most once per endpoint), created from the first revision they have not delivered.
 // - A response etcd split in fragments is delivered once, reassembled; an end mid-fragment drops it.
-// - Progress: a per-watch notification is a `progress` update for its watch; the stream-wide reply
-//   to a progress request (watch id -1) one for every created watch of the stream.
+// - Progress: a per-watch notification (etcd sends those only to watches it has in sync) is a
+//   `progress` update. The stream-wide reply to a progress request (watch id -1) is one only for
+//   watches known to have caught up: etcd releases without the fix for etcd issue 15220 answer
+//   with the store's revision even while a watch still replays older history, and as a bookmark
+//   that revision would skip the events still to come. A watch has caught up when it had nothing to
+//   replay (it starts after the revision etcd had when creating it), once it delivered an event at
+//   or after that revision, or once it got a per-watch notification. (A watch that falls behind
+//   again later, more than etcd's batch of revisions behind or with a slow reader, is not noticed;
+//   fixed etcd releases hold the reply back until every watch of the stream is in sync.)
 //
 // Thread safety: none; the driver confines it to the client's thread.
 #pragma once
@@ -156,6 +163,8 @@ private:
     std::int64_t server_id = -1;  // active: etcd's watch id
     // The first revision not delivered yet, where a new create starts (0: "now", until created).
     std::int64_t next_revision = 0;
+    std::int64_t created_revision = 0;  // the store's revision when etcd created it
+    bool caught_up = false;             // see the file comment
     bool token_refreshed = false;       // retried once with a new token
     std::size_t connect_failures = 0;
     std::vector<event> fragments;  // a fragmented response, so far
