@@ -351,8 +351,11 @@ BOOST_AUTO_TEST_CASE(a_refused_token_retires_the_stream_and_retries_once_with_a_
   f.respond(1, created(0, 10));  // /a is active on stream 1
   f.add(2, spec("/b"));
   f.add(3, spec("/c"));
-  const detail::watch_response refused{
-      .watch_id = -1, .revision = 10, .created = true, .canceled = true, .cancel_reason = "etcdserver: permission denied"};
+  const detail::watch_response refused{.watch_id = -1,
+                                       .revision = 10,
+                                       .created = true,
+                                       .canceled = true,
+                                       .cancel_reason = "etcdserver: permission denied"};
   f.respond(1, refused);  // /b
   BOOST_TEST((f.hub.phase_of_stream(1) == detail::stream_phase::retired));
   BOOST_REQUIRE_EQUAL(f.opened.size(), 2u);
