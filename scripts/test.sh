@@ -48,7 +48,8 @@ if [[ "${INFORMER_SKIP_SANITIZERS:-0}" != 1 ]]; then
   }
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   sanitizer_build asan-ubsan "-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  # The suppressions cover only the uninstrumented gRPC and Abseil libraries (see the file).
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan-suppressions.txt
   # -Wno-tsan: Boost headers use atomic_thread_fence, which g++ 12 notes TSan does not model.
   sanitizer_build tsan "-fsanitize=thread -Wno-tsan"
 fi

@@ -73,7 +73,7 @@ namespace informer::etcd {
 
 namespace detail {
 class client_state;
-class watch_hub;
+class watch_driver;
 class lease_keeper;
 }  // namespace detail
 
@@ -346,10 +346,13 @@ public:
   /// updates, the guarantees and the errors. The returned handle cancels the watch when destroyed.
   [[nodiscard]] watch_handle watch(std::string key, const watch_options& options, watch_callback callback);
 
-  /// Asks etcd for a progress notification on the watch stream: every created watch then gets a
-  /// `progress` update with the store's current revision. Caveat: etcd releases from before the
-  /// fix of etcd issue 15220 (early 2023; Debian's 3.4.23 is one) answer with the store's revision
-  /// even for a watch still replaying old events, so there rely on it only for caught-up watches.
+  /// Asks etcd for a progress notification on the watch stream: every created watch that has
+  /// caught up with etcd's history then gets a `progress` update with the store's revision. A watch
+  /// still replaying history from before its creation gets none, because etcd releases from before
+  /// the fix of etcd issue 15220 (early 2023; Debian's 3.4.23 is one) answer with the store's
+  /// revision even to such a watch, and as a bookmark it would skip the events still to come. A
+  /// watch has caught up when it started after the store's revision at its creation, once it
+  /// delivered an event at or after that revision, or once it got a progress update of its own.
   void request_progress();
 
 private:

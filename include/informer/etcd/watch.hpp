@@ -107,7 +107,7 @@ class watch_handle {
 public:
   watch_handle() = default;
   watch_handle(watch_handle&& other) noexcept
-      : hub_(std::move(other.hub_)), id_(std::exchange(other.id_, 0)) {}
+      : driver_(std::move(other.driver_)), id_(std::exchange(other.id_, 0)) {}
   /// Cancels the watch held so far (waiting as the destructor does), then takes `other`'s.
   watch_handle& operator=(watch_handle&& other) noexcept;
   /// Cancels the watch and waits for its final update; see "Lifetime" in the file comment.
@@ -129,8 +129,8 @@ public:
 
 private:
   friend class client;
-  watch_handle(std::weak_ptr<detail::watch_hub> hub, std::uint64_t id) : hub_(std::move(hub)), id_(id) {}
-  std::weak_ptr<detail::watch_hub> hub_;
+  watch_handle(std::weak_ptr<detail::watch_driver> driver, std::uint64_t id) : driver_(std::move(driver)), id_(id) {}
+  std::weak_ptr<detail::watch_driver> driver_;
   std::uint64_t id_ = 0;
 };
 

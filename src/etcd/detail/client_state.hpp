@@ -6,7 +6,7 @@
 #include "etcd/detail/completion_loop.hpp"
 #include "etcd/detail/connection.hpp"
 #include "etcd/detail/lease_keeper.hpp"
-#include "etcd/detail/watch_hub.hpp"
+#include "etcd/detail/watch_driver.hpp"
 
 #include <memory>
 
@@ -15,7 +15,7 @@ namespace informer::etcd::detail {
 class client_state {
 public:
   explicit client_state(std::shared_ptr<connection> connection)
-      : conn(std::move(connection)), watches(std::make_shared<watch_hub>(conn, loop)) {}
+      : conn(std::move(connection)), watches(std::make_shared<watch_driver>(conn, loop)) {}
 
   ~client_state() {
     loop->close([this] {
@@ -29,7 +29,7 @@ public:
 
   const std::shared_ptr<connection> conn;
   const std::shared_ptr<completion_loop> loop = std::make_shared<completion_loop>();
-  const std::shared_ptr<watch_hub> watches;
+  const std::shared_ptr<watch_driver> watches;
   const std::shared_ptr<lease_keepers> keepers = std::make_shared<lease_keepers>();
 };
 

@@ -1,90 +1,208 @@
-// The watches of one client and the Watch streams that carry them (implemented in
-// src/etcd/watch.cpp).
+// The watches of one client and the Watch streams that carry them, as a state machine without I/O
+// or threads. Its driver (src/etcd/watch.cpp) feeds it what happened (a watch added or canceled,
+// a response read, a stream ended) and performs the actions each call returns, in their order:
+// open a stream, write a request to one, close one, deliver an update to a watch's callback.
+// Tests drive it the same way with a fake stream (tests/unit/etcd_watch_hub_test.cpp).
 //
-// One stream at a time accepts new watches (`current_`); creates are sent one at a time and the
-// next `created` answer belongs to the oldest create in flight (etcd answers creates in order; this
-// also matches a refusal that carries watch id -1). A stream that etcd stops reading (after it
-// refused a watch for permissions, etcd 3.4 no longer reads that stream) is retired: it keeps
-// delivering to its watches but takes no new ones, and is closed once they are gone. When a stream
-// breaks, its watches get a final `failed` update; watches not yet answered when a stream failed to
-// connect are retried on the next endpoints (each at most once per endpoint). New watches open a
-// new stream.
+// The rules it keeps:
+// - One stream at a time takes new watches (the current one). Its creates are written one at a
+//   time: etcd answers creates in order, so a `created` answer belongs to the create in flight
+//   (this also matches a refusal, which carries watch id -1).
+// - A stream etcd stops reading (etcd 3.4 does once it refused a watch for permissions, which it
+//   also says for a stale token) is retired: it keeps delivering to its watches but takes no new
+//   ones, and is closed once they are gone. With credentials, a watch refused so is retried once
+//   on a new stream that authenticates afresh.
+// - When a stream ends, its created watches get a final `failed` update with the stream's error.
+//   Watches not yet answered on a stream that failed to connect are retried on a new stream (each
+//   at most once per endpoint), created from the first revision they have not delivered.
+// - A response etcd split in fragments is delivered once, reassembled; an end mid-fragment drops it.
+// - Progress: a per-watch notification (etcd sends those only to watches it has in sync) is a
+//   `progress` update. The stream-wide reply to a progress request (watch id -1) is one only for
+//   watches known to have caught up: etcd releases without the fix for etcd issue 15220 answer
+//   with the store's revision even while a watch still replays older history, and as a bookmark
+//   that revision would skip the events still to come. A watch has caught up when it had nothing to
+//   replay (it starts after the revision etcd had when creating it), once it delivered an event at
+//   or after that revision, or once it got a per-watch notification. (A watch that falls behind
+//   again later, more than etcd's batch of revisions behind or with a slow reader, is not noticed;
+//   fixed etcd releases hold the reply back until every watch of the stream is in sync.)
 //
-// Thread safety: `add`, `cancel` and `request_progress` may be called from any thread; they post
-// to the client's loop (`cancel` may wait for it). Everything else, and all state, belongs to the loop
-// thread.
+// Thread safety: none; the driver confines it to the client's thread.
 #pragma once
 
 #include "informer/etcd/watch.hpp"
 
-#include "etcd/detail/completion_loop.hpp"
-#include "etcd/detail/connection.hpp"
-
-#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <list>
-#include <memory>
+#include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
 
 namespace informer::etcd::detail {
 
-struct watch_entry;
-class watch_stream;
+/// What one watch asks of etcd (a WatchCreateRequest, which always allows fragments).
+struct watch_spec {
+  std::string key;
+  std::string range_end;
+  std::int64_t start_revision = 0;  ///< in a create_request: where this create starts
+  bool prev_kv = false;
+  bool progress_notify = false;
+  bool filter_puts = false;
+  bool filter_deletes = false;
+  std::string what;  ///< "watch of prefix '/a/' from revision 7", for messages
+};
 
-class watch_hub : public std::enable_shared_from_this<watch_hub> {
+/// One WatchResponse, as the hub reads it.
+struct watch_response {
+  std::int64_t watch_id = 0;
+  std::int64_t revision = 0;  ///< the header's
+  bool created = false;
+  bool canceled = false;
+  bool fragment = false;
+  std::int64_t compact_revision = 0;
+  std::string cancel_reason = {};
+  std::vector<event> events = {};
+};
+
+// What the hub writes to a stream.
+struct create_request {
+  watch_spec spec;
+};
+struct cancel_request {
+  std::int64_t watch_id = 0;
+};
+struct progress_request {};
+using watch_request = std::variant<create_request, cancel_request, progress_request>;
+
+// What the driver does for the hub.
+
+/// Open stream `stream` on an endpoint; with `stale_token_of`, the token stream `stale_token_of`
+/// used was refused: authenticate again first. Report where it went (`stream_at`) and, exactly
+/// once, its end (`on_stream_end`).
+struct open_stream {
+  std::uint64_t stream = 0;
+  std::uint64_t stale_token_of = 0;
+};
+/// Write `request` once the stream is up, after the requests before it.
+struct write_request {
+  std::uint64_t stream = 0;
+  watch_request request;
+};
+/// End the stream from our side; its end is still reported.
+struct close_stream {
+  std::uint64_t stream = 0;
+};
+/// Hand `update` to watch `watch`'s callback; a final update is the last one (drop the callback).
+struct deliver_update {
+  std::uint64_t watch = 0;
+  watch_update update;
+};
+using watch_action = std::variant<open_stream, write_request, close_stream, deliver_update>;
+using watch_actions = std::vector<watch_action>;
+
+/// Where a watch is.
+enum class watch_phase {
+  waiting,    ///< for a stream to take it
+  queued,     ///< on a stream, its create not written yet
+  creating,   ///< create written, etcd's answer awaited
+  active,     ///< created: updates flow
+  canceling,  ///< canceled (final update delivered) while its create was in flight
+};
+
+/// Where a stream is.
+enum class stream_phase {
+  connecting,  ///< opened, etcd has not answered yet: an end now is a connection failure
+  serving,     ///< etcd answered; takes new watches if it is the current stream
+  retired,     ///< takes no new watches; closed once it carries none
+  closing,     ///< close_stream was asked; waiting for the end
+};
+
+struct watch_hub_options {
+  std::size_t endpoints = 1;   ///< how many endpoints a watch may try to connect to
+  bool authenticates = false;  ///< the client has credentials
+};
+
+class watch_hub {
 public:
-  watch_hub(std::shared_ptr<connection> conn, std::shared_ptr<completion_loop> loop);
-  ~watch_hub();
-  watch_hub(const watch_hub&) = delete;
-  watch_hub& operator=(const watch_hub&) = delete;
+  explicit watch_hub(watch_hub_options options) : options_(options) {}
 
-  /// Any thread: registers a watch and returns its id (from 1).
-  std::uint64_t add(std::string key, const watch_options& options, watch_callback callback);
-  /// Any thread: cancels watch `id`; nothing if it already ended. With `wait` (and not on the loop
-  /// thread), returns once the watch's final update has been delivered.
-  void cancel(std::uint64_t id, bool wait);
-  /// Any thread: sends a WatchProgressRequest on the current stream.
-  void request_progress();
-  /// Loop thread, when the client closes: ends every watch with errc::closed, cancels the streams.
-  void close_on_loop();
+  // Events. Each returns what to do, in order.
+
+  /// A new watch, `watch` unique per hub.
+  watch_actions add(std::uint64_t watch, watch_spec spec);
+  /// The user cancels `watch`; nothing if it already ended.
+  watch_actions cancel(std::uint64_t watch);
+  /// The user asks for progress: a WatchProgressRequest on the current stream, if any.
+  watch_actions request_progress();
+  watch_actions on_response(std::uint64_t stream, watch_response response);
+  /// Stream `stream` ended with `why` (an error; a transport code for a broken stream).
+  watch_actions on_stream_end(std::uint64_t stream, const error& why);
+  /// The client closes: every watch ends with errc::closed and every stream is closed.
+  watch_actions close();
+
+  /// Stream `stream` went to `address` (for messages).
+  void stream_at(std::uint64_t stream, std::string address);
+  /// The dial timeout matters: `stream` carries watches and etcd has not answered yet.
+  bool awaiting_first_answer(std::uint64_t stream) const;
+
+  // State, for tests.
+  std::optional<watch_phase> phase_of_watch(std::uint64_t watch) const;
+  std::optional<stream_phase> phase_of_stream(std::uint64_t stream) const;
+  std::size_t watch_count() const noexcept { return watches_.size(); }
+  std::size_t stream_count() const noexcept { return streams_.size(); }
 
 private:
-  friend class watch_stream;
+  struct watch_state {
+    watch_spec spec;
+    watch_phase phase = watch_phase::waiting;
+    std::uint64_t stream = 0;     // queued, creating, active, canceling
+    std::int64_t server_id = -1;  // active: etcd's watch id
+    // The first revision not delivered yet, where a new create starts (0: "now", until created).
+    std::int64_t next_revision = 0;
+    std::int64_t created_revision = 0;  // the store's revision when etcd created it
+    bool caught_up = false;             // see the file comment
+    bool token_refreshed = false;       // retried once with a new token
+    std::size_t connect_failures = 0;
+    std::vector<event> fragments;  // a fragmented response, so far
+  };
 
-  // All below: loop thread only.
-  void add_on_loop(std::shared_ptr<watch_entry> entry);
-  void cancel_on_loop(std::uint64_t id);
+  struct stream_state {
+    stream_phase phase = stream_phase::connecting;
+    std::string address;
+    std::deque<std::uint64_t> queued;  // creates not written yet
+    std::uint64_t creating = 0;        // the create in flight
+    std::map<std::int64_t, std::uint64_t> active;  // by etcd's watch id
+  };
+
   void assign_waiting();
-  void open_stream(std::deque<watch_entry*> entries);
-  std::size_t choose_endpoint();
-  // Entries that could not get onto a stream: retried on the next endpoint if the failure was a
-  // connection failure and they have endpoints left to try, failed otherwise.
-  void retry_or_fail(std::deque<watch_entry*> entries, const error& why, bool connect_failure);
-  void pump(watch_stream& stream);
-  void send_cancel(watch_stream& stream, std::int64_t server_id);
-  void on_response(watch_stream& stream, etcdserverpb::WatchResponse& response);
-  void on_create_refused(watch_stream& stream, watch_entry* entry,
-                         const etcdserverpb::WatchResponse& response);
-  void on_stream_end(watch_stream& stream);
-  void retire(watch_stream& stream);
-  void close_if_idle(watch_stream& stream);
-  void maybe_destroy(watch_stream& stream);
-  void deliver(watch_entry& entry, watch_update update);
-  // Delivers the last update and forgets the entry (unless a stream still refers to it).
-  void finish(watch_entry& entry, watch_update update);
-  void erase(watch_entry& entry);
+  void pump(std::uint64_t stream_id, stream_state& s);
+  void send_cancel(std::uint64_t stream_id, stream_state& s, std::int64_t server_id);
+  void on_created(std::uint64_t stream_id, stream_state& s, watch_response& r);
+  void on_create_refused(std::uint64_t stream_id, stream_state& s, std::uint64_t id, const watch_response& r);
+  void on_progress_reply(stream_state& s, std::int64_t revision);
+  void on_watch_response(std::uint64_t stream_id, stream_state& s, watch_response& r);
+  void retire(std::uint64_t stream_id, stream_state& s);
+  void close_if_idle(std::uint64_t stream_id, stream_state& s);
+  void retry_or_fail(std::deque<std::uint64_t> ids, const error& why, bool connect_failure);
+  void deliver(std::uint64_t id, watch_update update);
+  // Delivers the final update and forgets the watch.
+  void finish(std::uint64_t id, watch_update update);
+  void advance(watch_state& w, std::int64_t delivered);
+  watch_actions take() { return std::exchange(out_, {}); }
 
-  const std::shared_ptr<connection> conn_;
-  const std::shared_ptr<completion_loop> loop_;
-  std::atomic<std::uint64_t> last_id_{0};
-
+  const watch_hub_options options_;
   bool closed_ = false;
-  std::unordered_map<std::uint64_t, std::shared_ptr<watch_entry>> entries_;  // live watches
-  std::deque<watch_entry*> waiting_;                                         // waiting for a stream
-  std::list<std::unique_ptr<watch_stream>> streams_;
-  watch_stream* current_ = nullptr;  // the stream that takes new watches, if any
+  std::uint64_t last_stream_ = 0;
+  std::uint64_t current_ = 0;         // the stream that takes new watches, 0 for none
+  std::uint64_t stale_token_of_ = 0;  // the next stream must authenticate afresh
+  std::unordered_map<std::uint64_t, watch_state> watches_;
+  std::deque<std::uint64_t> waiting_;
+  std::map<std::uint64_t, stream_state> streams_;
+  watch_actions out_;  // the actions of the event being handled
 };
 
 }  // namespace informer::etcd::detail
