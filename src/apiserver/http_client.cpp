@@ -3,7 +3,7 @@
 #include "apiserver/detail/completion.hpp"
 
 #include "informer/client/status.hpp"
-#include "informer/controller/rate_limiter.hpp"
+#include "informer/core/token_bucket.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -187,7 +187,7 @@ struct http_client_state {
                                     .file = config.bearer_token_file,
                                     .check_interval = config.token_file_check_interval}) {
     if (config.qps > 0) {
-      limiter = std::make_unique<bucket_rate_limiter>(bucket_rate_limiter_options{.qps = config.qps, .burst = config.burst, .now = {}});
+      limiter = std::make_unique<token_bucket>(token_bucket_options{.qps = config.qps, .burst = config.burst, .now = {}});
     }
   }
 
@@ -257,7 +257,7 @@ struct http_client_state {
   const server_url url;
   ssl::context tls;  // not modified after construction: connections share it
   token_source tokens;
-  std::unique_ptr<bucket_rate_limiter> limiter;  // null: unlimited
+  std::unique_ptr<token_bucket> limiter;  // null: unlimited
 
   std::atomic<std::uint64_t> connections_opened{0};
   std::atomic<std::uint64_t> requests_sent{0};
@@ -447,7 +447,7 @@ asio::awaitable<std::tuple<informer::error, http_response>> run_request(state_pt
   asio::steady_timer timer(s->executor);
   for (int retries = 0;; ++retries) {
     if (s->limiter) {
-      if (const auto delay = s->limiter->when({}); delay > std::chrono::nanoseconds::zero()) {
+      if (const auto delay = s->limiter->reserve(); delay > std::chrono::nanoseconds::zero()) {
         ++s->throttled;
         timer.expires_after(delay);
         co_await timer.async_wait(nothrow);
