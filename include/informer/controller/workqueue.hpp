@@ -155,7 +155,8 @@ private:
   const workqueue_metrics metrics_;              // immutable
   const boost::asio::any_io_executor executor_;  // immutable; empty: the shared timer thread's
 
-  // Lock order: mu_ is a leaf; the limiter is only called without it.
+  // Lock order: the timer's link mutex (a wait calling back in) before mu_; the limiter is only
+  // called without mu_.
   mutable std::mutex mu_;
   std::condition_variable ready_cv_;    // with mu_: a key was queued, or shutdown began
   std::condition_variable drained_cv_;  // with mu_: the drain condition may have changed
