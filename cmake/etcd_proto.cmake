@@ -1,5 +1,5 @@
 # C++ for etcd's gRPC API, generated from proto/etcd/*.proto (our own minimal description of etcd's
-# messages and services) into the build tree and compiled into `informer`. Only src/etcd includes
+# messages and services) into the build tree and compiled into `informer_etcd`. Only src/etcd includes
 # the generated headers; no public header does, so they are neither installed nor exported.
 find_program(INFORMER_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED DOC "gRPC's protoc plugin for C++")
 if(TARGET protobuf::protoc)
@@ -43,5 +43,5 @@ add_custom_command(
 # Generated code is not ours to warn about.
 set_source_files_properties(${informer_etcd_sources} PROPERTIES COMPILE_OPTIONS "-w")
 # The headers are listed too so that every source of the target waits for the generator.
-target_sources(informer PRIVATE ${informer_etcd_headers} ${informer_etcd_sources})
-target_include_directories(informer PRIVATE $<BUILD_INTERFACE:${informer_etcd_generated}>)
+target_sources(informer_etcd PRIVATE ${informer_etcd_headers} ${informer_etcd_sources})
+target_include_directories(informer_etcd PRIVATE $<BUILD_INTERFACE:${informer_etcd_generated}>)

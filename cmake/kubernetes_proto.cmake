@@ -16,7 +16,7 @@
 #
 # Option INFORMER_KUBERNETES_PROTO: ON by default when the folder exists; ON without the folder
 # fails configuration (scripts/test.sh and scripts/demo.sh pass ON). When ON: adds the generated
-# source to `informer` and defines INFORMER_HAVE_KUBERNETES_PROTO=1 (private).
+# source to `informer_codec` and defines INFORMER_HAVE_KUBERNETES_PROTO=1 (private).
 #
 # This file is also its own build-time script (cmake -P): it runs protoc and writes the .cpp.
 
@@ -25,6 +25,9 @@ if(CMAKE_SCRIPT_MODE_FILE)
   file(GLOB_RECURSE protos RELATIVE "${PROTO_DIR}" "${PROTO_DIR}/k8s.io/*.proto")
   list(SORT protos)
   set(descriptor_set "${OUTPUT}.pb")
+  # protoc does not create the folder, and only some generators (Ninja) do it for an OUTPUT.
+  get_filename_component(output_dir "${OUTPUT}" DIRECTORY)
+  file(MAKE_DIRECTORY "${output_dir}")
   execute_process(
     COMMAND "${PROTOC}" "-I${PROTO_DIR}" --include_imports "--descriptor_set_out=${descriptor_set}" ${protos}
     RESULT_VARIABLE protoc_result OUTPUT_VARIABLE protoc_output ERROR_VARIABLE protoc_output)
@@ -104,7 +107,7 @@ if(NOT EXISTS "${_informer_proto_marker}")
 endif()
 
 file(GLOB_RECURSE _informer_protos CONFIGURE_DEPENDS "${INFORMER_KUBERNETES_PROTO_DIR}/k8s.io/*.proto")
-set(_informer_schemas_cpp "${CMAKE_CURRENT_BINARY_DIR}/generated/kubernetes/kubernetes_schemas.cpp")
+set(_informer_schemas_cpp "${PROJECT_BINARY_DIR}/generated/kubernetes/kubernetes_schemas.cpp")
 add_custom_command(
   OUTPUT "${_informer_schemas_cpp}"
   COMMAND "${CMAKE_COMMAND}" "-DPROTOC=${Protobuf_PROTOC_EXECUTABLE}" "-DPROTO_DIR=${INFORMER_KUBERNETES_PROTO_DIR}"
@@ -112,8 +115,8 @@ add_custom_command(
   DEPENDS ${_informer_protos} "${_informer_proto_marker}" "${CMAKE_CURRENT_LIST_FILE}"
   COMMENT "Embedding the Kubernetes protobuf schemas"
   VERBATIM)
-target_sources(informer PRIVATE "${_informer_schemas_cpp}")
+target_sources(informer_codec PRIVATE "${_informer_schemas_cpp}")
 # The embedded bytes are one long string literal, beyond the 64 KiB -Wpedantic warns about.
 set_source_files_properties("${_informer_schemas_cpp}" PROPERTIES COMPILE_OPTIONS "-Wno-overlength-strings")
-target_compile_definitions(informer PRIVATE INFORMER_HAVE_KUBERNETES_PROTO=1)
+target_compile_definitions(informer_codec PRIVATE INFORMER_HAVE_KUBERNETES_PROTO=1)
 message(STATUS "informer: Kubernetes protobuf schemas from ${INFORMER_KUBERNETES_PROTO_DIR}")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh Debian machine to a verdict: installs what is missing, provisions
 # the real control plane (etcd + kube-apiserver 1.20.2, built once and cached outside the tree),
-# builds, checks the library's lock annotations with clang's -Wthread-safety, runs the unit,
-# example, consumer and integration tests, then the unit tests again under
+# builds (with Ninja, and once with the default generator), checks the library's lock annotations
+# with clang's -Wthread-safety, runs the unit, example, consumer and integration tests, then the
+# unit tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer.
 #
 #   scripts/test.sh            everything
@@ -32,6 +33,12 @@ cmake --build build/ci-clang -j "$jobs"
 
 step "unit, example and consumer tests"
 ctest --test-dir build/ci -L 'unit|consumer|example' -j "$jobs" --output-on-failure
+
+step "fresh build with CMake's default generator (Unix Makefiles): the library and one example"
+rm -rf build/ci-make
+cmake -S . -B build/ci-make -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINFORMER_KUBERNETES_PROTO=ON \
+  -DINFORMER_BUILD_TESTS=OFF -DINFORMER_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build build/ci-make -j "$jobs" --target example_label_queries
 
 step "integration tests (real etcd and kube-apiserver on loopback)"
 ctest --test-dir build/ci -L integration -j 1 --output-on-failure

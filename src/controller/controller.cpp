@@ -26,6 +26,7 @@ controller::controller(controller_options options)
       queue_(workqueue_options{
           .limiter = std::move(options.limiter),
           .metrics = std::move(options.queue_metrics),
+          .executor = std::move(options.executor),
       }) {}
 
 controller::~controller() { stop(); }

@@ -4,16 +4,9 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 namespace informer {
-
-namespace {
-
-std::chrono::steady_clock::time_point read(const steady_now_fn& now) {
-  return now ? now() : std::chrono::steady_clock::now();
-}
-
-}  // namespace
 
 // exponential_rate_limiter
 
@@ -56,32 +49,9 @@ int exponential_rate_limiter::num_requeues(const std::string& key) const {
 // bucket_rate_limiter
 
 bucket_rate_limiter::bucket_rate_limiter(bucket_rate_limiter_options options)
-    : qps_(options.qps), burst_(options.burst), now_(std::move(options.now)) {
-  if (!(qps_ > 0.0) || !std::isfinite(qps_)) {
-    throw std::invalid_argument("bucket_rate_limiter: qps must be positive and finite");
-  }
-  if (options.burst < 1) throw std::invalid_argument("bucket_rate_limiter: burst must be at least 1");
-  tokens_ = burst_;
-  last_ = read(now_);
-}
+    : bucket_({.qps = options.qps, .burst = options.burst, .now = std::move(options.now)}) {}
 
-std::chrono::nanoseconds bucket_rate_limiter::when(const std::string&) {
-  const auto now = read(now_);
-  double deficit = 0.0;
-  {
-    informer::lock_guard lock(mu_);
-    // A clock that steps back (only an injected one can) must not drain the bucket.
-    if (now > last_) {
-      const double elapsed = std::chrono::duration<double>(now - last_).count();
-      tokens_ = std::min(burst_, tokens_ + elapsed * qps_);
-      last_ = now;
-    }
-    tokens_ -= 1.0;
-    deficit = -tokens_;
-  }
-  if (deficit <= 0.0) return std::chrono::nanoseconds::zero();
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(deficit / qps_));
-}
+std::chrono::nanoseconds bucket_rate_limiter::when(const std::string&) { return bucket_.reserve(); }
 
 void bucket_rate_limiter::forget(const std::string&) {}
 

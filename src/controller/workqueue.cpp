@@ -1,8 +1,27 @@
 #include "informer/controller/workqueue.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <thread>
 #include <utility>
 
 namespace informer {
+
+namespace detail {
+
+// A queue's timer, shared between the queue and its pending wait: the wait may complete after
+// the queue is gone, and then finds `queue` null.
+struct workqueue_timer {
+  workqueue_timer(const boost::asio::any_io_executor& executor, workqueue* owner) : queue(owner), timer(executor) {}
+
+  informer::mutex mu;                          // held while a completed wait calls into the queue
+  workqueue* queue INFORMER_GUARDED_BY(mu);    // null once the queue is destroyed
+  boost::asio::steady_timer timer;             // used under the queue's mu_
+};
+
+}  // namespace detail
 
 namespace {
 
@@ -14,13 +33,39 @@ steady::time_point deadline_after(steady::time_point now, std::chrono::nanosecon
   return now + std::chrono::duration_cast<steady::duration>(delay);
 }
 
+// The executor of queues given none: one io_context and thread for the whole process, started on
+// first use and never stopped, since a queue (a static one, say) may outlive anything that could
+// stop it.
+boost::asio::any_io_executor shared_timer_executor() {
+  struct shared_context {
+    boost::asio::io_context io{1};
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+    std::thread thread{[this] { io.run(); }};
+  };
+  static shared_context* const shared = new shared_context;  // deliberately never destroyed
+  return shared->io.get_executor();
+}
+
 }  // namespace
 
 workqueue::workqueue(workqueue_options options)
     : limiter_(options.limiter ? std::move(options.limiter) : make_default_controller_rate_limiter()),
-      metrics_(std::move(options.metrics)) {}
+      metrics_(std::move(options.metrics)),
+      executor_(std::move(options.executor)) {}
 
-workqueue::~workqueue() { shut_down(); }
+workqueue::~workqueue() {
+  shut_down();
+  std::shared_ptr<detail::workqueue_timer> timer;
+  {
+    informer::lock_guard lock(mu_);
+    timer = std::move(timer_);
+  }
+  if (timer) {
+    // Waits for a wait completing right now to leave the queue (it only takes mu_ briefly).
+    informer::lock_guard link(timer->mu);
+    timer->queue = nullptr;
+  }
+}
 
 void workqueue::add(const std::string& key) {
   {
@@ -57,9 +102,8 @@ void workqueue::add_after(const std::string& key, std::chrono::nanoseconds delay
   }
   const auto entry = waiting_.emplace(deadline, key);
   waiting_index_.emplace(entry->second, entry);
-  start_timer_locked();
-  // Only a new earliest deadline changes how long the timer thread should sleep.
-  if (entry == waiting_.begin()) timer_cv_.notify_one();
+  // Only a new earliest deadline changes when the timer should fire.
+  if (entry == waiting_.begin()) arm_timer_locked();
 }
 
 void workqueue::add_rate_limited(const std::string& key) {
@@ -124,68 +168,63 @@ bool workqueue::shutting_down() const {
   return shutting_down_;
 }
 
-std::thread workqueue::begin_shutdown_locked(bool drain) {
+void workqueue::begin_shutdown_locked(bool drain) {
   shutting_down_ = true;
   draining_ = drain;
   waiting_.clear();
   waiting_index_.clear();
+  // A pending wait would hold its executor's context busy until the last deadline.
+  if (timer_) timer_->timer.cancel();
   if (!drain && !queue_.empty()) {
     queue_.clear();
     if (metrics_.on_depth) metrics_.on_depth(0);
   }
   if (!drain) dirty_.clear();
-  return std::move(timer_);
 }
 
 void workqueue::shut_down() {
-  std::thread timer;
   {
     informer::lock_guard lock(mu_);
-    timer = begin_shutdown_locked(false);
+    begin_shutdown_locked(false);
   }
   ready_cv_.notify_all();
   drained_cv_.notify_all();
-  timer_cv_.notify_all();
-  if (timer.joinable()) timer.join();
 }
 
 void workqueue::shut_down_with_drain() {
-  std::thread timer;
   {
     informer::lock_guard lock(mu_);
-    timer = begin_shutdown_locked(true);
+    begin_shutdown_locked(true);
   }
   // Wakes idle workers so they see the shutdown once the queue is empty.
   ready_cv_.notify_all();
-  timer_cv_.notify_all();
-  if (timer.joinable()) timer.join();
 
   informer::unique_lock lock(mu_);
   drained_cv_.wait(lock, [this]() INFORMER_REQUIRES(mu_) { return !draining_ || (queue_.empty() && processing_.empty()); });
 }
 
-void workqueue::start_timer_locked() {
-  if (!timer_.joinable()) timer_ = std::thread([this] { timer_loop(); });
+void workqueue::arm_timer_locked() {
+  const auto deadline = waiting_.begin()->first;
+  if (deadline == time_point::max()) return;  // never due
+  if (!timer_) {
+    timer_ = std::make_shared<detail::workqueue_timer>(executor_ ? executor_ : shared_timer_executor(), this);
+  }
+  // Cancels the previous wait, if still pending; one that already fired finds nothing due, or
+  // less than it expected, and re-arms: either way no key waits past its deadline.
+  timer_->timer.expires_at(deadline);
+  timer_->timer.async_wait([timer = timer_](boost::system::error_code ec) {
+    if (ec == boost::asio::error::operation_aborted) return;  // re-armed or shut down
+    informer::lock_guard link(timer->mu);
+    if (timer->queue != nullptr) timer->queue->release_due_keys();
+  });
 }
 
-void workqueue::timer_loop() {
-  informer::unique_lock lock(mu_);
-  while (!shutting_down_) {
-    if (waiting_.empty()) {
-      timer_cv_.wait(lock);
-      continue;
-    }
-    const auto deadline = waiting_.begin()->first;
+void workqueue::release_due_keys() {
+  bool added = false;
+  {
+    informer::lock_guard lock(mu_);
+    if (shutting_down_) return;
     const auto now = steady::now();
-    if (deadline > now) {
-      if (deadline == time_point::max()) {
-        timer_cv_.wait(lock);
-      } else {
-        timer_cv_.wait_until(lock, deadline);
-      }
-      continue;
-    }
-    bool added = false;
     while (!waiting_.empty() && waiting_.begin()->first <= now) {
       const auto entry = waiting_.begin();
       waiting_index_.erase(entry->second);
@@ -193,8 +232,9 @@ void workqueue::timer_loop() {
       waiting_.erase(entry);
       added = true;
     }
-    if (added) ready_cv_.notify_all();
+    if (!waiting_.empty()) arm_timer_locked();
   }
+  if (added) ready_cv_.notify_all();
 }
 
 }  // namespace informer

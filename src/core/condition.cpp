@@ -1,10 +1,10 @@
 #include "informer/core/condition.hpp"
 
 #include <boost/asio/error.hpp>
-#include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include <cstring>
 #include <string>
 
 namespace informer {
@@ -12,6 +12,12 @@ namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+
+// Asio's SSL stream_truncated (a TLS peer gone without close_notify), recognised by its category's
+// name and value: asio/ssl/error.hpp would pull OpenSSL's headers into core, which has no TLS.
+bool ssl_stream_truncated(const boost::system::error_code& code) {
+  return code.value() == 1 && std::strcmp(code.category().name(), "asio.ssl.stream") == 0;
+}
 
 // The codes of categories the project cannot give an `equivalent` of its own.
 bool foreign_equivalent(const boost::system::error_code& code, condition c) {
@@ -21,7 +27,7 @@ bool foreign_equivalent(const boost::system::error_code& code, condition c) {
              code == asio::error::connection_aborted || code == asio::error::broken_pipe ||
              code == asio::error::timed_out || code == beast::error::timeout ||
              code == beast::http::error::partial_message || code == beast::http::error::end_of_stream ||
-             code == asio::ssl::error::stream_truncated;
+             ssl_stream_truncated(code);
     case condition::unreachable: return code == asio::error::connection_refused;
     case condition::cancelled: return code == asio::error::operation_aborted;
     default: return false;

@@ -1,5 +1,6 @@
 #include "informer/controller/workqueue.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
 
 // g++ 12 flags options members left to their defaults in designated initializers, which is how
@@ -181,6 +182,23 @@ BOOST_AUTO_TEST_CASE(add_rate_limited_uses_the_limiter) {
   BOOST_TEST((std::chrono::steady_clock::now() - start >= 20ms));
   q.forget("k");
   BOOST_TEST(q.num_requeues("k") == 0);
+}
+
+BOOST_AUTO_TEST_CASE(delayed_keys_wait_on_the_given_executor) {
+  boost::asio::io_context io;
+  workqueue q({.executor = io.get_executor()});
+  q.add_after("k", 10ms);
+  BOOST_TEST(q.len() == 0u);
+  io.run_for(patience);  // the pending wait is the context's only work: returns once it fired
+  BOOST_TEST(q.len() == 1u);
+
+  // Shutting down cancels the wait: the context is out of work at once, not in an hour.
+  q.add_after("later", 1h);
+  q.shut_down();
+  io.restart();
+  const auto start = std::chrono::steady_clock::now();
+  io.run_for(patience);
+  BOOST_TEST((std::chrono::steady_clock::now() - start < patience));
 }
 
 BOOST_AUTO_TEST_CASE(shut_down_wakes_blocked_get) {

@@ -69,6 +69,9 @@ struct controller_options {
   std::shared_ptr<rate_limiter> limiter;
   /// Hooks of the underlying workqueue (depth, adds, latencies, retries).
   workqueue_metrics queue_metrics;
+  /// Runs the workqueue's timer of delayed keys (see `workqueue_options::executor`); empty means
+  /// the timer thread shared by every queue given none.
+  boost::asio::any_io_executor executor{};
   /// Hooks of the reconcile loop.
   controller_metrics metrics;
   /// If true, `stop()` lets the workers finish every queued key first (new keys are refused);

@@ -5,7 +5,7 @@
 //
 // - `exponential_rate_limiter`: per key, base * 2^failures, capped. Slows one hot-failing key
 //   without touching the others.
-// - `bucket_rate_limiter`: one token bucket shared by all keys. Caps the overall retry rate so a
+// - `bucket_rate_limiter`: one token bucket (informer/core/token_bucket.hpp) shared by all keys. Caps the overall retry rate so a
 //   mass failure cannot flood the API server.
 // - `max_of_rate_limiter` (`max_of(...)`): asks every child and waits the longest.
 // - `make_default_controller_rate_limiter()`: max_of(exponential 5 ms..1000 s, bucket 10 qps /
@@ -23,19 +23,15 @@
 #pragma once
 
 #include "informer/core/mutex.hpp"
+#include "informer/core/token_bucket.hpp"
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace informer {
-
-/// A source of monotonic time. Empty means `std::chrono::steady_clock::now`; tests inject a
-/// hand-driven clock.
-using steady_now_fn = std::function<std::chrono::steady_clock::time_point()>;
 
 /// How long a key should wait before it is retried. Implementations must be thread-safe.
 class rate_limiter {
@@ -84,9 +80,8 @@ struct bucket_rate_limiter_options {
   steady_now_fn now;
 };
 
-/// One token bucket for all keys. `when` reserves a token, possibly one that has not been minted
-/// yet, and returns the wait until it will have been: a full bucket absorbs `burst` calls at once,
-/// then calls are spaced 1/qps apart. Keys are not tracked: `forget` does nothing and
+/// One `token_bucket` for all keys: `when` is its `reserve`, so a full bucket absorbs `burst` calls
+/// at once, then calls are spaced 1/qps apart. Keys are not tracked: `forget` does nothing and
 /// `num_requeues` is 0.
 class bucket_rate_limiter final : public rate_limiter {
 public:
@@ -98,12 +93,7 @@ public:
   int num_requeues(const std::string& key) const override;
 
 private:
-  const double qps_;
-  const double burst_;
-  const steady_now_fn now_;
-  mutable informer::mutex mu_;
-  double tokens_ INFORMER_GUARDED_BY(mu_);                               // negative when reserved ahead
-  std::chrono::steady_clock::time_point last_ INFORMER_GUARDED_BY(mu_);  // when tokens_ was last refilled
+  token_bucket bucket_;  // thread-safe itself
 };
 
 /// The strictest of several limiters: `when` asks every child (so each records the requeue) and

@@ -11,8 +11,10 @@
 //   many workers call `get`. If it is added meanwhile it is marked dirty and queued again by
 //   `done`, so the change that caused the add is always seen by a later reconcile.
 // - Fairness: keys are handed out in the order they were first queued.
-// - Delays: `add_after` holds a key until its deadline on one timer thread per queue (started on
-//   first use); when a key is delayed twice the earlier deadline wins.
+// - Delays: `add_after` holds a key until its deadline; one Asio timer per queue, on the queue's
+//   executor, wakes it for the earliest deadline (no thread per queue). Queues given no executor
+//   share one timer thread in the process, started by the first delayed add of any of them. When
+//   a key is delayed twice the earlier deadline wins.
 // - Rate limits: `add_rate_limited` delays a key by what the queue's `rate_limiter` says.
 //
 // Shutdown: after `shut_down` every add is ignored, delayed keys are dropped, queued keys are
@@ -28,13 +30,19 @@
 // still fire).
 //
 // Thread safety: every member function is thread-safe. Metrics hooks are invoked with the queue's
-// lock held (so gauges see changes in order): they must be quick, must not throw and must not call
-// back into the queue. Lifetime: destroy the queue only after every thread using it has stopped;
-// the destructor shuts it down and joins the timer thread.
+// lock held (so gauges see changes in order), on the caller's thread or, for a delayed key, on the
+// executor: they must be quick, must not throw and must not call back into the queue. Lifetime:
+// destroy the queue only after every thread using it has stopped; the destructor shuts it down and
+// does not wait for the executor (a timer wait still pending then completes harmlessly). The
+// executor's execution context must outlive the queue, and delayed keys are released only while
+// it runs; a pending delay counts as work for it (as any Asio timer) until it fires or the queue
+// shuts down.
 #pragma once
 
 #include "informer/controller/rate_limiter.hpp"
 #include "informer/core/mutex.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -45,10 +53,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 
 namespace informer {
+
+namespace detail {
+struct workqueue_timer;
+}  // namespace detail
 
 /// Observability hooks; any may be empty. Called with the queue's lock held (see above).
 struct workqueue_metrics {
@@ -68,13 +79,16 @@ struct workqueue_options {
   /// Used by `add_rate_limited`; null means `make_default_controller_rate_limiter()`.
   std::shared_ptr<rate_limiter> limiter;
   workqueue_metrics metrics;
+  /// Runs the timer of delayed keys (`add_after`, `add_rate_limited`), e.g. an informer factory's
+  /// executor. Empty means the timer thread shared by every queue given none.
+  boost::asio::any_io_executor executor{};
 };
 
 /// A deduplicating, delaying, rate-limited queue of keys. Thread-safe; see the file comment.
 class workqueue {
 public:
   explicit workqueue(workqueue_options options = {});
-  /// Shuts down and joins the timer thread.
+  /// Shuts down; see the file comment.
   ~workqueue();
 
   workqueue(const workqueue&) = delete;
@@ -85,7 +99,9 @@ public:
   void add(const std::string& key);
 
   /// Adds `key` once `delay` has passed (at once if delay <= 0). If `key` is already waiting, the
-  /// earlier of the two deadlines is kept. Ignored after shutdown.
+  /// earlier of the two deadlines is kept. Ignored after shutdown. The first delayed add of a queue
+  /// without an executor may start the shared timer thread: throws `std::system_error` if it
+  /// cannot be started.
   void add_after(const std::string& key, std::chrono::nanoseconds delay);
 
   /// `add_after(key, limiter.when(key))`.
@@ -128,19 +144,21 @@ private:
   using waiting_list = std::multimap<time_point, std::string>;
 
   void add_locked(const std::string& key, time_point now) INFORMER_REQUIRES(mu_);
-  void start_timer_locked() INFORMER_REQUIRES(mu_);
-  // Marks the queue shut down and returns the timer thread for the caller to join unlocked.
-  std::thread begin_shutdown_locked(bool drain) INFORMER_REQUIRES(mu_);
-  void timer_loop();
+  // Sets the timer for the earliest deadline in waiting_ (creating it on first use).
+  void arm_timer_locked() INFORMER_REQUIRES(mu_);
+  // The timer fired: queues the keys whose deadline has passed and re-arms for the rest.
+  void release_due_keys() INFORMER_EXCLUDES(mu_);
+  void begin_shutdown_locked(bool drain) INFORMER_REQUIRES(mu_);
 
   const std::shared_ptr<rate_limiter> limiter_;  // immutable; thread-safe itself
   const workqueue_metrics metrics_;              // immutable
+  const boost::asio::any_io_executor executor_;  // immutable; empty: the shared timer thread's
 
-  // Lock order: mu_ is a leaf; the limiter is only called without it.
+  // Lock order: the timer's link mutex (a wait calling back in) before mu_; the limiter is only
+  // called without mu_.
   mutable informer::mutex mu_;
   informer::condition_variable ready_cv_;    // with mu_: a key was queued, or shutdown began
   informer::condition_variable drained_cv_;  // with mu_: the drain condition may have changed
-  informer::condition_variable timer_cv_;    // with mu_: the earliest deadline changed, or shutdown
   // The queued keys in order. Each points at its key in dirty_ (every queued key is dirty, and
   // map nodes do not move), so a queued key is stored once.
   std::deque<const std::string*> queue_ INFORMER_GUARDED_BY(mu_);
@@ -151,7 +169,9 @@ private:
   std::unordered_map<std::string_view, waiting_list::iterator> waiting_index_ INFORMER_GUARDED_BY(mu_);
   bool shutting_down_ INFORMER_GUARDED_BY(mu_) = false;
   bool draining_ INFORMER_GUARDED_BY(mu_) = false;  // shut_down_with_drain in effect
-  std::thread timer_ INFORMER_GUARDED_BY(mu_);      // started by the first add_after
+  // Created by the first add_after (the steady_timer in it is used under mu_ too); shared with the
+  // pending timer wait, which finds the queue through it while the queue lives.
+  std::shared_ptr<detail::workqueue_timer> timer_ INFORMER_GUARDED_BY(mu_);
 };
 
 }  // namespace informer

@@ -175,8 +175,8 @@ http_client_state::http_client_state(asio::any_io_executor ex, rest_config c, ht
       tokens(token_source_options{.token = config.bearer_token,
                                   .file = config.bearer_token_file,
                                   .check_interval = config.token_file_check_interval}),
-      limiter(config.qps > 0 ? std::make_unique<bucket_rate_limiter>(
-                                   bucket_rate_limiter_options{.qps = config.qps, .burst = config.burst, .now = {}})
+      limiter(config.qps > 0 ? std::make_unique<token_bucket>(
+                                   token_bucket_options{.qps = config.qps, .burst = config.burst, .now = {}})
                              : nullptr) {}
 
 asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_state> s, request_message req,
@@ -185,7 +185,7 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
   asio::steady_timer timer(s->executor);
   for (int retries = 0;; ++retries) {
     if (policy.throttle && s->limiter) {
-      if (const auto delay = s->limiter->when({}); delay > std::chrono::nanoseconds::zero()) {
+      if (const auto delay = s->limiter->reserve(); delay > std::chrono::nanoseconds::zero()) {
         ++s->throttled;
         timer.expires_after(delay);
         co_await timer.async_wait(nothrow);

@@ -15,7 +15,7 @@
 
 #include "informer/apiserver/config.hpp"
 #include "informer/apiserver/http_client.hpp"
-#include "informer/controller/rate_limiter.hpp"
+#include "informer/core/token_bucket.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -43,7 +43,7 @@ struct http_client_state {
   const server_url url;
   connection_pool pool;
   token_source tokens;
-  const std::unique_ptr<bucket_rate_limiter> limiter;  // null: unlimited
+  const std::unique_ptr<token_bucket> limiter;  // null: unlimited
 
   std::atomic<std::uint64_t> connections_opened{0};
   std::atomic<std::uint64_t> requests_sent{0};

@@ -1,4 +1,4 @@
-// Builds against the installed headers and library only.
+// informer::core alone: the cache and selectors, with Boost as the only dependency.
 #include <informer/cache/indexer.hpp>
 #include <informer/core/label_selector.hpp>
 #include <informer/core/object.hpp>
