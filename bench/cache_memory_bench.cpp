@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
   std::printf("rss   %8.1f MiB  %6.0f bytes/pod\n", rss / 1048576.0, rss / n);
   std::printf("est   %8.1f MiB  %6.0f bytes/pod (shared key/value tables %.1f KiB, %zu shared values)\n",
               estimate / 1048576.0, estimate / n, shared / 1024.0, informer::detail::value_table::instance().size());
-  std::printf("client-go 1.20 reference: 148 MiB Go heap, 183 MB RSS for 20,000 pods of 8.9 KB (7,760 bytes/pod heap)\n");
+  std::printf(
+      "client-go 1.20 reference: 148 MiB Go heap, 183 MB RSS for 20,000 pods of 8.9 KB (7,760 bytes/pod heap)\n");
   std::printf("budget (a third): %.0f bytes/pod; heap here is %.2fx client-go's per-pod heap\n", 7760.0 / 3,
               (heap / n) / 7760.0);
   return 0;

@@ -111,8 +111,8 @@ int tour(asio::io_context& io, const informer::rest_config& config, const std::s
 
     std::printf("1. %d pods in namespace %s, created through the REST client\n", pods, ns);
     const auto setup = clock_type::now();
-    if (auto [e, created] = wait(namespaces.async_create(boost::json::parse(R"({"metadata":{"name":"tour"}})"), {},
-                                                         asio::use_future));
+    if (auto [e, created] =
+            wait(namespaces.async_create(boost::json::parse(R"({"metadata":{"name":"tour"}})"), {}, asio::use_future));
         e) {
       std::fprintf(stderr, "cluster_tour: creating namespace %s: %s\n", ns, e.what().c_str());
       return 1;

@@ -122,8 +122,8 @@ int main(int argc, char** argv) {
                      bool initial) { log.add(std::string{initial ? "listed " : "added "} + std::string{obj->name()}); },
        .on_update =
            [&](const informer::object::ptr& old_obj, const informer::object::ptr& new_obj) {
-             log.add("updated " + std::string{new_obj->name()} + " port " + std::to_string(port_of(*old_obj)) +
-                     " -> " + std::to_string(port_of(*new_obj)));
+             log.add("updated " + std::string{new_obj->name()} + " port " + std::to_string(port_of(*old_obj)) + " -> " +
+                     std::to_string(port_of(*new_obj)));
            },
        .on_delete = [&](const informer::deleted_object& d) { log.add("deleted " + std::string{d.obj()->name()}); }});
   configs->run();
@@ -152,10 +152,10 @@ int main(int argc, char** argv) {
   orders = configs->get_indexer()->by_index("database", "orders");
   check(orders && orders->size() == 1, "the 'database' index: 1 service uses orders");
   check(source->decode_failures() == 0, "no undecodable configuration");
-  std::printf("consumer ran %lld ms\n",
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::steady_clock::now() - started)
-                                         .count()));
+  std::printf(
+      "consumer ran %lld ms\n",
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()));
 
   configs->stop();
   work.reset();

@@ -24,8 +24,8 @@ std::string pod_json(int i) {
   const std::string tier = "tier-" + std::to_string(i % 5);
   return R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":")" + app + "-" + std::to_string(i) +
          R"(","namespace":"ns-)" + std::to_string(i % 7) + R"(","uid":"uid-)" + std::to_string(i) +
-         R"(","resourceVersion":")" + std::to_string(1000 + i) + R"(","labels":{"app":")" + app +
-         R"(","tier":")" + tier + R"(","canary":")" + (i % 47 == 0 ? "true" : "false") +
+         R"(","resourceVersion":")" + std::to_string(1000 + i) + R"(","labels":{"app":")" + app + R"(","tier":")" +
+         tier + R"(","canary":")" + (i % 47 == 0 ? "true" : "false") +
          R"("}},"spec":{"containers":[{"name":"main","image":"registry.example/)" + app +
          R"(:1.0"}]},"status":{"phase":"Running"}})";
 }
@@ -53,8 +53,8 @@ int main(int argc, char** argv) {
     objects.push_back(*pod);
   }
   pods.replace(std::move(objects));
-  std::printf("%d pods cached, %.1f MiB (%.0f bytes per pod, indexes included)\n", n,
-              pods.memory_usage() / 1048576.0, static_cast<double>(pods.memory_usage()) / n);
+  std::printf("%d pods cached, %.1f MiB (%.0f bytes per pod, indexes included)\n", n, pods.memory_usage() / 1048576.0,
+              static_cast<double>(pods.memory_usage()) / n);
 
   struct query {
     const char* ns;

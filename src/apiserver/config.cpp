@@ -110,20 +110,20 @@ detailed_result<tls_pem> load_tls_pem(const tls_config& tls) {
   }
   if (pem.cert.empty() != pem.key.empty()) {
     return invalid(pem.cert.empty() ? origin("key", tls.key_file, tls.key_data) + " without a client certificate"
-                                     : origin("cert", tls.cert_file, tls.cert_data) + " without a client key");
+                                    : origin("cert", tls.cert_file, tls.cert_data) + " without a client key");
   }
   if (!pem.cert.empty()) {
     auto cert_bio = memory_bio(pem.cert);
     std::unique_ptr<X509, x509_free> x{PEM_read_bio_X509(cert_bio.get(), nullptr, no_passphrase, nullptr)};
     if (!x) {
-      return invalid(origin("cert", tls.cert_file, tls.cert_data) + ": not a PEM certificate (" +
-                     openssl_reason() + ")");
+      return invalid(origin("cert", tls.cert_file, tls.cert_data) + ": not a PEM certificate (" + openssl_reason() +
+                     ")");
     }
     auto key_bio = memory_bio(pem.key);
     std::unique_ptr<EVP_PKEY, pkey_free> k{PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_passphrase, nullptr)};
     if (!k) {
-      return invalid(origin("key", tls.key_file, tls.key_data) +
-                     ": not an unencrypted PEM private key (" + openssl_reason() + ")");
+      return invalid(origin("key", tls.key_file, tls.key_data) + ": not an unencrypted PEM private key (" +
+                     openssl_reason() + ")");
     }
     if (X509_check_private_key(x.get(), k.get()) != 1) {
       return invalid(origin("key", tls.key_file, tls.key_data) + " does not match " +

@@ -50,15 +50,16 @@ informer::error check_target(const std::string& target) {
   return {};
 }
 
-asio::awaitable<std::tuple<informer::error, http_response>> run_request(state_ptr s, http::verb method, std::string target,
-                                                                        http::fields headers, std::string body) {
+asio::awaitable<std::tuple<informer::error, http_response>> run_request(state_ptr s, http::verb method,
+                                                                        std::string target, http::fields headers,
+                                                                        std::string body) {
   if (auto e = check_target(target)) co_return std::tuple{e, http_response{}};
   std::string what = std::string{http::to_string(method)} + " " + s->url_for(s->url.prefix + target);
   const bool caller_authorization = headers.find(http::field::authorization) != headers.end();
   auto req = make_request(*s, method, target, headers, std::move(body));
   const retry_policy policy{.throttle = true, .max_retries_after_429 = s->options.max_retries_after_429};
-  auto r = co_await perform_exchange(s, std::move(req), caller_authorization, answer_part::whole, policy,
-                                     std::move(what));
+  auto r =
+      co_await perform_exchange(s, std::move(req), caller_authorization, answer_part::whole, policy, std::move(what));
   co_return std::tuple{std::move(r.error), std::move(r.response)};
 }
 
@@ -67,7 +68,11 @@ class stream_impl final : public http_stream, public std::enable_shared_from_thi
 public:
   stream_impl(state_ptr s, connection_ptr c, std::unique_ptr<stream_parser> parser, http_response head,
               std::string what)
-      : state_(std::move(s)), conn_(std::move(c)), parser_(std::move(parser)), head_(std::move(head)), what_(std::move(what)) {}
+      : state_(std::move(s)),
+        conn_(std::move(c)),
+        parser_(std::move(parser)),
+        head_(std::move(head)),
+        what_(std::move(what)) {}
 
   ~stream_impl() override { release(std::move(conn_)); }
 
@@ -146,7 +151,8 @@ asio::awaitable<std::tuple<informer::error, std::shared_ptr<http_stream>>> run_s
   // Streams are not throttled, and a 429 is an answer like any other.
   auto r = co_await perform_exchange(s, std::move(req), caller_authorization, answer_part::head, retry_policy{}, what);
   if (r.error) co_return result{std::move(r.error), nullptr};
-  auto stream = std::make_shared<stream_impl>(s, std::move(r.connection), std::move(r.parser), std::move(r.response), what);
+  auto stream =
+      std::make_shared<stream_impl>(s, std::move(r.connection), std::move(r.parser), std::move(r.response), what);
   co_return result{informer::error{}, std::move(stream)};
 }
 
@@ -158,13 +164,13 @@ detailed_result<http_client> http_client::create(boost::asio::any_io_executor ex
   auto url = detail::parse_server(config.server);
   if (!url) return url.error();
   if (config.qps > 0 && config.burst < 1) {
-    return informer::error{errc::invalid_argument, "burst must be at least 1 when qps > 0 (burst " +
-                                                    std::to_string(config.burst) + ")"};
+    return informer::error{errc::invalid_argument,
+                           "burst must be at least 1 when qps > 0 (burst " + std::to_string(config.burst) + ")"};
   }
   auto tls = detail::make_tls_context(config);
   if (!tls) return tls.error();
-  return http_client{std::make_shared<state>(std::move(executor), std::move(config), options, std::move(*url),
-                                             std::move(*tls))};
+  return http_client{
+      std::make_shared<state>(std::move(executor), std::move(config), options, std::move(*url), std::move(*tls))};
 }
 
 boost::asio::any_io_executor http_client::get_executor() const { return state_->executor; }

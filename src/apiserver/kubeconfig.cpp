@@ -26,7 +26,8 @@ detailed_result<std::string> decode_base64(std::string_view text, const std::str
     std::array<signed char, 256> t{};
     t.fill(-1);
     constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (std::size_t i = 0; i < alphabet.size(); ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<signed char>(i);
+    for (std::size_t i = 0; i < alphabet.size(); ++i)
+      t[static_cast<unsigned char>(alphabet[i])] = static_cast<signed char>(i);
     return t;
   }();
   std::string out;
@@ -116,15 +117,15 @@ detailed_result<bool> bool_field(const YAML::Node& map, const char* key, const s
   if (!v || v.IsNull()) return false;
   bool b = false;
   if (!v.IsScalar() || !YAML::convert<bool>::decode(v, b)) {
-    return detailed_result<bool>(boost::system::in_place_error, invalid(where + "." + key + ": expected true or false"));
+    return detailed_result<bool>(boost::system::in_place_error,
+                                 invalid(where + "." + key + ": expected true or false"));
   }
   return b;
 }
 
 // Adds the named entries of `list` (clusters, users or contexts) that are not defined yet.
-informer::error merge_list(const YAML::Node& root, const char* list, const char* body_key,
-                           const fs::path& base_dir, const std::string& source,
-                           std::map<std::string, entry>& into) {
+informer::error merge_list(const YAML::Node& root, const char* list, const char* body_key, const fs::path& base_dir,
+                           const std::string& source, std::map<std::string, entry>& into) {
   const YAML::Node items = root[list];
   if (!items || items.IsNull()) return {};
   if (!items.IsSequence()) return invalid(source + ": " + list + " must be a list");
@@ -205,8 +206,8 @@ detailed_result<rest_config> build(const merged_config& m, std::string_view cont
 
   const auto cl = m.clusters.find(**cluster_name);
   if (cl == m.clusters.end()) {
-    return missing("cluster " + quote_name(**cluster_name) + " of context " + quote_name(context_name) + " not found in " +
-                   m.source_list() + " (" + known_names(m.clusters) + ")");
+    return missing("cluster " + quote_name(**cluster_name) + " of context " + quote_name(context_name) +
+                   " not found in " + m.source_list() + " (" + known_names(m.clusters) + ")");
   }
   const entry& cluster = cl->second;
 
@@ -255,8 +256,9 @@ detailed_result<rest_config> build(const merged_config& m, std::string_view cont
     if (!has_credentials && user.body && user.body.IsMap()) {
       for (const char* key : {"exec", "auth-provider", "username", "password"}) {
         if (user.body[key]) {
-          return invalid(user.where + "." + key + ": this kind of credential is not supported (use a token, a "
-                                                  "token file or a client certificate)");
+          return invalid(user.where + "." + key +
+                         ": this kind of credential is not supported (use a token, a "
+                         "token file or a client certificate)");
         }
       }
     }
@@ -308,8 +310,8 @@ std::string trim(std::string s) {
 
 }  // namespace
 
-detailed_result<rest_config> parse_kubeconfig(std::string_view yaml, const fs::path& base_dir,
-                                              std::string_view context, std::string_view source) {
+detailed_result<rest_config> parse_kubeconfig(std::string_view yaml, const fs::path& base_dir, std::string_view context,
+                                              std::string_view source) {
   merged_config m;
   if (auto e = merge_text(yaml, base_dir, std::string{source}, m)) return e;
   return build(m, context);
@@ -325,8 +327,8 @@ detailed_result<rest_config> load_kubeconfig(const kubeconfig_options& options) 
     if (files.empty()) {
       std::string looked;
       for (const auto& f : candidates) looked += (looked.empty() ? "" : ", ") + f.string();
-      return missing("no kubeconfig file found (looked for: " + (looked.empty() ? "$KUBECONFIG and $HOME unset" : looked) +
-                     ")");
+      return missing(
+          "no kubeconfig file found (looked for: " + (looked.empty() ? "$KUBECONFIG and $HOME unset" : looked) + ")");
     }
   }
   merged_config m;

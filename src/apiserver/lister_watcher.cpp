@@ -190,14 +190,18 @@ detailed_result<std::shared_ptr<apiserver_lister_watcher>> apiserver_lister_watc
     // Asking the codec for the kind's message tells both "schemas compiled in" and "built in".
     auto known = codec::to_json({.api_version = res.api_version(), .kind = res.kind});
     if (!known)
-      return invalid("protobuf needs a built-in kind with the Kubernetes schemas compiled in (use JSON, or "
-                     "metadata_only): " + known.error().what());
+      return invalid(
+          "protobuf needs a built-in kind with the Kubernetes schemas compiled in (use JSON, or "
+          "metadata_only): " +
+          known.error().what());
   }
   auto s = std::make_shared<state>(state{
       .client = std::move(client),
       .res = res,
       .options = options,
-      .decode = {.res = res, .metadata_only = options.metadata_only, .object = options.object,
+      .decode = {.res = res,
+                 .metadata_only = options.metadata_only,
+                 .object = options.object,
                  .max_frame_bytes = options.max_frame_bytes},
       .path = resource_path(res, options.ns),
       .list_accept = list_accept(options),
@@ -221,26 +225,25 @@ void apiserver_lister_watcher::list_impl(list_options o, asio::any_completion_ha
   http::fields headers;
   headers.set(http::field::accept, state_->list_accept);
   auto client = state_->client;
-  client.async_request(http::verb::get, std::move(target), std::move(headers), {},
-                       [st = state_, op](informer::error e, http_response r) {
-                         if (op->completed()) return;  // cancelled: nobody waits for the decoding
-                         if (e) {
-                           op->complete(std::move(e), {});
-                           return;
-                         }
-                         try {
-                           auto list = detail::decode_list(r.headers[http::field::content_type], r.body, st->decode);
-                           if (!list) {
-                             op->complete(list.error(), {});
-                             return;
-                           }
-                           op->complete({}, std::move(*list));
-                         } catch (const std::exception& ex) {  // e.g. bad_alloc: fail the list, not the run loop
-                           op->complete({errc::malformed_response, "decoding the list of " + to_string(st->res) +
-                                                                       ": " + ex.what()},
-                                        {});
-                         }
-                       });
+  client.async_request(
+      http::verb::get, std::move(target), std::move(headers), {},
+      [st = state_, op](informer::error e, http_response r) {
+        if (op->completed()) return;  // cancelled: nobody waits for the decoding
+        if (e) {
+          op->complete(std::move(e), {});
+          return;
+        }
+        try {
+          auto list = detail::decode_list(r.headers[http::field::content_type], r.body, st->decode);
+          if (!list) {
+            op->complete(list.error(), {});
+            return;
+          }
+          op->complete({}, std::move(*list));
+        } catch (const std::exception& ex) {  // e.g. bad_alloc: fail the list, not the run loop
+          op->complete({errc::malformed_response, "decoding the list of " + to_string(st->res) + ": " + ex.what()}, {});
+        }
+      });
 }
 
 void apiserver_lister_watcher::watch_impl(watch_options o, asio::any_completion_handler<watch_signature> handler) {
@@ -286,8 +289,9 @@ source_maker apiserver_source_maker(http_client client, apiserver_source_options
   return [client = std::move(client), options = std::move(options)](
              const informer_key& key, const asio::any_io_executor& executor) -> std::shared_ptr<lister_watcher> {
     if (executor != client.get_executor())
-      throw std::invalid_argument("apiserver_source_maker: the http_client runs on another executor than the "
-                                  "factory; create it on the factory's get_executor()");
+      throw std::invalid_argument(
+          "apiserver_source_maker: the http_client runs on another executor than the "
+          "factory; create it on the factory's get_executor()");
     resource res;
     if (const auto* extra = find_extra(key.resource, options.extra_resources)) {
       res = *extra;

@@ -20,8 +20,7 @@ std::string url_encode(std::string_view text) {
   return out;
 }
 
-std::string resource_path(const resource& r, std::string_view ns, std::string_view name,
-                          std::string_view subresource) {
+std::string resource_path(const resource& r, std::string_view ns, std::string_view name, std::string_view subresource) {
   std::string path = r.group.empty() ? "/api/" + r.version : "/apis/" + r.group + "/" + r.version;
   if (r.namespaced && !ns.empty()) {
     path += "/namespaces/";

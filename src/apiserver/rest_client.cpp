@@ -59,7 +59,8 @@ asio::awaitable<outcome<object_list>> run_list(http_client http, resource res, d
   if (e) co_return outcome<object_list>{std::move(e), {}};
   // The lister-watcher's decoding: items get the kind and apiVersion a GET shows.
   auto list = detail::decode_list(response.headers[http::field::content_type], response.body, {.res = std::move(res)});
-  if (!list) co_return outcome<object_list>{{list.error().code(), list.error().detail() + " (" + describe(http, *r) + ")"}, {}};
+  if (!list)
+    co_return outcome<object_list>{{list.error().code(), list.error().detail() + " (" + describe(http, *r) + ")"}, {}};
   co_return outcome<object_list>{informer::error{}, std::move(*list)};
 }
 
@@ -137,8 +138,9 @@ rest_client::rest_client(http_client http, resource r, std::string ns)
 detailed_result<std::string> rest_client::object_path(std::string_view name, std::string_view subresource) const {
   if (name.empty()) return informer::error{errc::invalid_argument, "no object name given for " + to_string(resource_)};
   if (resource_.namespaced && ns_.empty()) {
-    return informer::error{errc::invalid_argument, to_string(resource_) + " \"" + std::string{name} +
-                                                    "\": the resource is namespaced and the client has no namespace"};
+    return informer::error{errc::invalid_argument,
+                           to_string(resource_) + " \"" + std::string{name} +
+                               "\": the resource is namespaced and the client has no namespace"};
   }
   return resource_path(resource_, ns_, name, subresource);
 }

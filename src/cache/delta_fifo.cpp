@@ -115,8 +115,8 @@ void delta_fifo::replace(std::vector<object::ptr> list, std::string /*resource_v
   for (auto& [key, dl] : items_) {
     if (listed.contains(key) || dl.back().type == delta_type::deleted) continue;
     ++queued_deletions;
-    dl.push_back(delta{.type = delta_type::deleted,
-                       .state = deleted_final_state_unknown{.key = key, .obj = dl.back().obj()}});
+    dl.push_back(
+        delta{.type = delta_type::deleted, .state = deleted_final_state_unknown{.key = key, .obj = dl.back().obj()}});
   }
 
   if (options_.known != nullptr) {
@@ -183,7 +183,8 @@ std::optional<error_code> delta_fifo::try_pop(const process_function& process) {
 }
 
 std::optional<std::string> delta_fifo::take_ready_locked() {
-  auto ready = std::find_if(queue_.begin(), queue_.end(), [this](const std::string& k) INFORMER_REQUIRES(mutex_) { return !in_flight_.contains(k); });
+  auto ready = std::find_if(queue_.begin(), queue_.end(),
+                            [this](const std::string& k) INFORMER_REQUIRES(mutex_) { return !in_flight_.contains(k); });
   if (ready == queue_.end()) return std::nullopt;
   std::string key = std::move(*ready);
   queue_.erase(ready);

@@ -70,8 +70,8 @@ std::vector<std::vector<std::string>> compute_values(const std::map<std::string,
 }  // namespace
 
 struct indexer::state {
-  std::vector<object::ptr> slots;              // nullptr marks a free slot
-  std::vector<const std::string*> slot_keys;   // key of each used slot (points into `keys`)
+  std::vector<object::ptr> slots;             // nullptr marks a free slot
+  std::vector<const std::string*> slot_keys;  // key of each used slot (points into `keys`)
   std::vector<std::uint32_t> free_slots;
   std::unordered_map<std::string, std::uint32_t, string_hash, std::equal_to<>> keys;
   std::map<std::string, index_data, std::less<>> indexes;
@@ -179,9 +179,7 @@ struct indexer::state {
 
   template <class F>
   void for_each_match(std::string_view ns, const label_selector& selector, F&& f) const {
-    auto check = [&](const object& obj) {
-      return (ns.empty() || obj.ns() == ns) && selector.matches(obj.labels());
-    };
+    auto check = [&](const object& obj) { return (ns.empty() || obj.ns() == ns) && selector.matches(obj.labels()); };
     if (auto candidates = plan(ns, selector)) {
       for (auto s : *candidates) {
         const auto& obj = slots[s];
@@ -257,7 +255,8 @@ bool indexer::remove_key(std::string_view key) {
 void indexer::replace(std::vector<object::ptr> objects, std::string /*resource_version*/) {
   informer::lock_guard writer(writers_);
   auto fresh = std::make_unique<state>();
-  for (const auto& [name, data] : writer_state_locked().indexes) fresh->indexes.emplace(name, index_data{data.func, {}});
+  for (const auto& [name, data] : writer_state_locked().indexes)
+    fresh->indexes.emplace(name, index_data{data.func, {}});
   fresh->keys.reserve(objects.size());
   fresh->slots.reserve(objects.size());
   fresh->slot_keys.reserve(objects.size());

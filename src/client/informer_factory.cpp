@@ -33,8 +33,7 @@ std::string to_string(const informer_key& key) {
 // The owned io_context and its threads.
 // Lock rule: `mutex` guards `running` only; it is a leaf.
 struct informer_factory::pool {
-  explicit pool(std::size_t count)
-      : context(static_cast<int>(count)), work(asio::make_work_guard(context)) {
+  explicit pool(std::size_t count) : context(static_cast<int>(count)), work(asio::make_work_guard(context)) {
     if (count < 1) throw std::invalid_argument("informer_factory: threads must be at least 1");
     try {
       for (std::size_t i = 0; i < count; ++i) {
@@ -104,7 +103,8 @@ std::shared_ptr<shared_informer> informer_factory::for_resource(const informer_k
   if (!make_source) throw std::invalid_argument("informer_factory: empty source maker for " + to_string(k));
   // Built without the lock: `make_source` is user code and may be slow.
   auto source = make_source(k, executor_);
-  if (source == nullptr) throw std::invalid_argument("informer_factory: the source maker returned null for " + to_string(k));
+  if (source == nullptr)
+    throw std::invalid_argument("informer_factory: the source maker returned null for " + to_string(k));
   if (options.name.empty()) options.name = to_string(k);
   options.label_selector = k.label_selector;
   options.field_selector = k.field_selector;

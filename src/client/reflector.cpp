@@ -28,9 +28,9 @@ struct reflector::loop {
   std::shared_ptr<reflector> self;
   std::shared_ptr<reflector_store> store_owner;  // keeps a shared store alive while the loop runs
   asio::strand<asio::any_io_executor> strand;
-  asio::steady_timer timer;                 // backoff and "connection refused" waits
+  asio::steady_timer timer;  // backoff and "connection refused" waits
   asio::steady_timer resync_timer;
-  asio::cancellation_signal cancel_list;    // cancels an outstanding list on stop
+  asio::cancellation_signal cancel_list;  // cancels an outstanding list on stop
   backoff delays;
   std::mt19937_64 rng{std::random_device{}()};
   // A relist must ask for the most recent state: the last resourceVersion is gone or unusable.
@@ -134,7 +134,8 @@ struct reflector::loop {
       if (items.empty()) {
         items = std::move(page.items);
       } else {
-        items.insert(items.end(), std::make_move_iterator(page.items.begin()), std::make_move_iterator(page.items.end()));
+        items.insert(items.end(), std::make_move_iterator(page.items.begin()),
+                     std::make_move_iterator(page.items.end()));
       }
       list_rv = page.resource_version;
       if (page.continue_token.empty() || stopping()) break;
@@ -210,10 +211,10 @@ struct reflector::loop {
         // relisting, as client-go does.
         if (e == condition::stream_cut) {
           if (events == 0 && std::chrono::steady_clock::now() - opened < std::chrono::seconds(1)) {
-            co_return std::pair{std::optional<informer::error>{informer::error{
-                                    errc::end_of_stream,
-                                    options().name + ": the watch closed within a second without any event"}},
-                                events};
+            co_return std::pair{
+                std::optional<informer::error>{informer::error{
+                    errc::end_of_stream, options().name + ": the watch closed within a second without any event"}},
+                events};
           }
           co_return std::pair{std::optional<informer::error>{}, events};
         }
@@ -287,8 +288,7 @@ std::shared_ptr<reflector> reflector::create(std::shared_ptr<lister_watcher> sou
   return r;
 }
 
-reflector::reflector(passkey, std::shared_ptr<lister_watcher> source, reflector_store& store,
-                     reflector_options options)
+reflector::reflector(passkey, std::shared_ptr<lister_watcher> source, reflector_store& store, reflector_options options)
     : source_(std::move(source)), store_(store), options_(std::move(options)) {}
 
 reflector::~reflector() = default;
@@ -304,15 +304,21 @@ void reflector::start() {
     cancel_wait_ = [state] { asio::post(state->strand, [state] { state->cancel_all(); }); };
   }
   state->running = options_.resync_period.count() > 0 ? 2 : 1;
-  asio::co_spawn(state->strand, [state]() -> asio::awaitable<void> {
-    co_await state->run();
-    state->finished();
-  }, asio::detached);
+  asio::co_spawn(
+      state->strand,
+      [state]() -> asio::awaitable<void> {
+        co_await state->run();
+        state->finished();
+      },
+      asio::detached);
   if (options_.resync_period.count() > 0) {
-    asio::co_spawn(state->strand, [state]() -> asio::awaitable<void> {
-      co_await state->resync();
-      state->finished();
-    }, asio::detached);
+    asio::co_spawn(
+        state->strand,
+        [state]() -> asio::awaitable<void> {
+          co_await state->resync();
+          state->finished();
+        },
+        asio::detached);
   }
 }
 

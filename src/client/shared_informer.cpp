@@ -62,8 +62,11 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
   informer_listener(resource_event_handlers h, const asio::any_io_executor& executor,
                     std::function<void(const handler_failure&)> hook, std::chrono::nanoseconds period,
                     std::shared_ptr<void> owner)
-      : keep_alive(std::move(owner)), handlers(std::move(h)), on_error(std::move(hook)),
-        strand(asio::make_strand(executor)), resync_period(period) {}
+      : keep_alive(std::move(owner)),
+        handlers(std::move(h)),
+        on_error(std::move(hook)),
+        strand(asio::make_strand(executor)),
+        resync_period(period) {}
 
   const std::shared_ptr<void> keep_alive;  // the executor's owner: outlives `strand` (declared first)
 
@@ -77,7 +80,7 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
   std::atomic<bool> synced{false};   // has_synced, latched once true
 
   mutable informer::mutex mutex;
-  informer::condition_variable idle;                      // with mutex: a delivery ended
+  informer::condition_variable idle;  // with mutex: a delivery ended
   std::deque<notification> buffer INFORMER_GUARDED_BY(mutex);
   std::size_t initial_pending INFORMER_GUARDED_BY(mutex) = 0;  // initial-list adds not yet delivered
   bool scheduled INFORMER_GUARDED_BY(mutex) = false;           // a deliver job is posted or running
@@ -222,9 +225,10 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
         executor(source->get_executor()),
         handler_executor(options.handler_executor ? options.handler_executor : executor),
         cache(std::make_shared<indexer>(options.indexer)),
-        fifo(delta_fifo_options{.known = cache.get(),
-                                .key_func = options.indexer.key_func ? options.indexer.key_func : key_function(object_key),
-                                .emit_delta_type_replaced = true}),
+        fifo(delta_fifo_options{
+            .known = cache.get(),
+            .key_func = options.indexer.key_func ? options.indexer.key_func : key_function(object_key),
+            .emit_delta_type_replaced = true}),
         store(*this),
         resync_timer(executor) {}
 
@@ -340,8 +344,8 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
                                                   std::optional<std::chrono::nanoseconds> requested) {
     auto period = std::max(requested.value_or(options.resync_period), std::chrono::nanoseconds(0));
     if (period.count() > 0) period = std::max(period, options.minimum_resync_period);
-    auto l = std::make_shared<informer_listener>(std::move(handlers), handler_executor, options.on_handler_error, period,
-                                            options.keep_alive);
+    auto l = std::make_shared<informer_listener>(std::move(handlers), handler_executor, options.on_handler_error,
+                                                 period, options.keep_alive);
     informer::lock_guard lock(mutex);
     if (stopped) {
       informer::lock_guard listener_lock(l->mutex);

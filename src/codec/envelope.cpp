@@ -39,9 +39,9 @@ error missing_magic(std::string_view bytes) {
             "the bytes start with '" + std::string(1, bytes[first]) +
                 "': this is JSON, not the k8s\\0 protobuf envelope (custom resources are stored as JSON)"};
   }
-  return {make_error_code(errc::not_protobuf),
-          bytes.empty() ? std::string("no bytes at all, expected \"k8s\\0\"")
-                        : "expected the 4 bytes \"k8s\\0\", found " + hex_prefix(bytes)};
+  return {make_error_code(errc::not_protobuf), bytes.empty()
+                                                   ? std::string("no bytes at all, expected \"k8s\\0\"")
+                                                   : "expected the 4 bytes \"k8s\\0\", found " + hex_prefix(bytes)};
 }
 
 void append_varint(std::string& out, std::uint64_t v) {
@@ -103,8 +103,8 @@ detailed_result<envelope> unwrap_envelope(std::string_view bytes) {
     }
     switch (f.number) {
       case 1:
-        ok = detail::expect_wire_type(f, detail::wire_type::length_delimited, ctx) &&
-             parse_type_meta(f.bytes, env, ctx);
+        ok =
+            detail::expect_wire_type(f, detail::wire_type::length_delimited, ctx) && parse_type_meta(f.bytes, env, ctx);
         break;
       case 2: ok = read_string(f, env.raw, ctx); break;
       case 3: ok = read_string(f, env.content_encoding, ctx); break;
@@ -123,8 +123,8 @@ std::string wrap_envelope(const envelope& env) {
   append_bytes_field(type_meta, 1, env.api_version);
   append_bytes_field(type_meta, 2, env.kind);
   std::string out(protobuf_magic);
-  out.reserve(out.size() + type_meta.size() + env.raw.size() + env.content_encoding.size() +
-              env.content_type.size() + 24);
+  out.reserve(out.size() + type_meta.size() + env.raw.size() + env.content_encoding.size() + env.content_type.size() +
+              24);
   append_bytes_field(out, 1, type_meta);
   append_bytes_field(out, 2, env.raw);
   append_bytes_field(out, 3, env.content_encoding);

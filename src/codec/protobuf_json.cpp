@@ -265,8 +265,9 @@ private:
       }
       case special::unsupported: break;
     }
-    return ctx.fail(errc::unsupported, "no JSON rendering known for " + m.descriptor->full_name() +
-                                           " (a Go type with a custom MarshalJSON, or missing from the JSON field table)");
+    return ctx.fail(errc::unsupported,
+                    "no JSON rendering known for " + m.descriptor->full_name() +
+                        " (a Go type with a custom MarshalJSON, or missing from the JSON field table)");
   }
 
   bool optional_schema(const message_fields& wire, std::uint32_t number, const message_plan& props, json::value& out) {

@@ -94,7 +94,8 @@ std::vector<std::string_view> split(std::string_view text, char separator) {
 }
 
 error load_error(std::string what) {
-  return {make_error_code(errc::schemas_unavailable), "the embedded Kubernetes schemas are unusable: " + std::move(what)};
+  return {make_error_code(errc::schemas_unavailable),
+          "the embedded Kubernetes schemas are unusable: " + std::move(what)};
 }
 #endif
 
@@ -160,8 +161,8 @@ detailed_result<const schema*> schema::load() {
            current->kind == special::schema_or_string_array)) {
         const int number = current->kind == special::schema_or_bool ? 2 : 1;
         const auto* f = current->descriptor->FindFieldByNumber(number);
-        current->schema_props = f != nullptr && f->message_type() != nullptr ? s->find(f->message_type()->full_name())
-                                                                             : nullptr;
+        current->schema_props =
+            f != nullptr && f->message_type() != nullptr ? s->find(f->message_type()->full_name()) : nullptr;
         if (current->schema_props == nullptr) {
           return load_error(std::string(cols[1]) + " has no JSONSchemaProps field " + std::to_string(number));
         }
@@ -242,8 +243,8 @@ detailed_result<const message_plan*> schema::find_kind(std::string_view api_vers
   }
   if (api_version.empty() || kind.empty()) {
     return error(make_error_code(errc::unknown_kind), "the envelope names no apiVersion or kind (apiVersion \"" +
-                                                          std::string(api_version) + "\", kind \"" +
-                                                          std::string(kind) + "\")");
+                                                          std::string(api_version) + "\", kind \"" + std::string(kind) +
+                                                          "\")");
   }
   if (package != packages_.end()) {
     return error(make_error_code(errc::unknown_kind),

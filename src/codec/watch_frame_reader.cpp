@@ -68,9 +68,9 @@ error watch_frame_reader::finish() const {
   }
   const std::string_view rest = std::string_view(buffer_).substr(consumed_);
   const std::size_t length = frame_length(rest);
-  return {make_error_code(errc::truncated), "the watch stream ended inside a frame: " +
-                                                std::to_string(left - header_bytes) + " of " +
-                                                std::to_string(length) + " bytes received"};
+  return {make_error_code(errc::truncated),
+          "the watch stream ended inside a frame: " + std::to_string(left - header_bytes) + " of " +
+              std::to_string(length) + " bytes received"};
 }
 
 detailed_result<watch_event> decode_watch_event(std::string_view frame) {

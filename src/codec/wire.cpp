@@ -1,6 +1,5 @@
 #include "codec/detail/wire.hpp"
 
-
 namespace informer::codec::detail {
 
 const char* wire_type_name(wire_type t) noexcept {
@@ -68,8 +67,8 @@ bool wire_reader::next(wire_field& out, decode_context& ctx) {
   const auto number = key >> 3;
   const auto type = static_cast<std::uint8_t>(key & 7);
   if (number == 0 || number > 0x1fffffff) {
-    return ctx.fail(errc::malformed, "invalid field number " + std::to_string(number) + " at byte " +
-                                         std::to_string(start));
+    return ctx.fail(errc::malformed,
+                    "invalid field number " + std::to_string(number) + " at byte " + std::to_string(start));
   }
   out.number = static_cast<std::uint32_t>(number);
   out.type = static_cast<wire_type>(type);
@@ -84,8 +83,7 @@ bool wire_reader::next(wire_field& out, decode_context& ctx) {
     return true;
   };
   switch (out.type) {
-    case wire_type::varint:
-      return read_varint(data_, pos_, out.value, ctx);
+    case wire_type::varint: return read_varint(data_, pos_, out.value, ctx);
     case wire_type::fixed64: {
       if (!need(8)) {
         return false;
@@ -125,8 +123,7 @@ bool wire_reader::next(wire_field& out, decode_context& ctx) {
       return true;
     }
     case wire_type::start_group:
-    case wire_type::end_group:
-      break;
+    case wire_type::end_group: break;
   }
   return ctx.fail(errc::malformed, "field " + std::to_string(number) + " at byte " + std::to_string(start) +
                                        " has unsupported wire type " + std::to_string(type));

@@ -10,8 +10,7 @@ namespace informer {
 
 // exponential_rate_limiter
 
-exponential_rate_limiter::exponential_rate_limiter(exponential_rate_limiter_options options)
-    : options_(options) {
+exponential_rate_limiter::exponential_rate_limiter(exponential_rate_limiter_options options) : options_(options) {
   if (options_.base_delay.count() < 0) {
     throw std::invalid_argument("exponential_rate_limiter: base_delay must not be negative");
   }

@@ -16,9 +16,9 @@ namespace detail {
 struct workqueue_timer {
   workqueue_timer(const boost::asio::any_io_executor& executor, workqueue* owner) : queue(owner), timer(executor) {}
 
-  informer::mutex mu;                          // held while a completed wait calls into the queue
-  workqueue* queue INFORMER_GUARDED_BY(mu);    // null once the queue is destroyed
-  boost::asio::steady_timer timer;             // used under the queue's mu_
+  informer::mutex mu;                        // held while a completed wait calls into the queue
+  workqueue* queue INFORMER_GUARDED_BY(mu);  // null once the queue is destroyed
+  boost::asio::steady_timer timer;           // used under the queue's mu_
 };
 
 }  // namespace detail
@@ -200,7 +200,8 @@ void workqueue::shut_down_with_drain() {
   ready_cv_.notify_all();
 
   informer::unique_lock lock(mu_);
-  drained_cv_.wait(lock, [this]() INFORMER_REQUIRES(mu_) { return !draining_ || (queue_.empty() && processing_.empty()); });
+  drained_cv_.wait(lock,
+                   [this]() INFORMER_REQUIRES(mu_) { return !draining_ || (queue_.empty() && processing_.empty()); });
 }
 
 void workqueue::arm_timer_locked() {

@@ -15,9 +15,7 @@ namespace {
 constexpr std::size_t max_name_length = 63;
 constexpr std::size_t max_prefix_length = 253;
 
-bool is_alnum(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
+bool is_alnum(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
 // The name rule shared by key names and values; returns why `s` breaks it, or "" when it holds.
 std::string name_problem(std::string_view s) {
@@ -108,8 +106,13 @@ public:
       char n = i + 1 < text_.size() ? text_[i + 1] : '\0';
       if (c == '!' && n == '=') return {tok::not_equals, text_.substr(i, 2), i};
       if (c == '=' && n == '=') return {tok::double_equals, text_.substr(i, 2), i};
-      tok kind = c == '=' ? tok::equals : c == '!' ? tok::bang : c == '(' ? tok::open : c == ')' ? tok::close
-               : c == ',' ? tok::comma : c == '<' ? tok::less : tok::greater;
+      tok kind = c == '='   ? tok::equals
+                 : c == '!' ? tok::bang
+                 : c == '(' ? tok::open
+                 : c == ')' ? tok::close
+                 : c == ',' ? tok::comma
+                 : c == '<' ? tok::less
+                            : tok::greater;
       return {kind, text_.substr(i, 1), i};
     }
     std::size_t end = i;
@@ -193,12 +196,8 @@ private:
     lex_.next();
     switch (op.kind) {
       case tok::equals:
-      case tok::double_equals:
-        req.op = selector_op::equals;
-        return exact_value(req);
-      case tok::not_equals:
-        req.op = selector_op::not_equals;
-        return exact_value(req);
+      case tok::double_equals: req.op = selector_op::equals; return exact_value(req);
+      case tok::not_equals: req.op = selector_op::not_equals; return exact_value(req);
       case tok::identifier:
         if (op.text == "in" || op.text == "notin") {
           req.op = op.text == "in" ? selector_op::in : selector_op::not_in;
@@ -209,8 +208,7 @@ private:
       case tok::greater:
         return {errc::invalid_selector, "at position " + std::to_string(op.pos) + ": operator " + quoted(op.text) +
                                             " is not supported (use '=', '==', '!=', 'in' or 'notin')"};
-      default:
-        break;
+      default: break;
     }
     return syntax_error(op, "an operator ('=', '==', '!=', 'in' or 'notin'), ',' or end of selector");
   }
@@ -279,10 +277,14 @@ error from_expression(const boost::json::value& v, const std::string& path, labe
   const auto* op = obj->if_contains("operator");
   if (!op || !op->is_string()) return json_error(errc::invalid_selector, path + ".operator", "must be a string");
   std::string_view op_text = op->get_string();
-  if (op_text == "In") req.op = selector_op::in;
-  else if (op_text == "NotIn") req.op = selector_op::not_in;
-  else if (op_text == "Exists") req.op = selector_op::exists;
-  else if (op_text == "DoesNotExist") req.op = selector_op::does_not_exist;
+  if (op_text == "In")
+    req.op = selector_op::in;
+  else if (op_text == "NotIn")
+    req.op = selector_op::not_in;
+  else if (op_text == "Exists")
+    req.op = selector_op::exists;
+  else if (op_text == "DoesNotExist")
+    req.op = selector_op::does_not_exist;
   else {
     return json_error(errc::invalid_selector, path + ".operator",
                       quoted(op_text) + " is not a valid operator (In, NotIn, Exists or DoesNotExist)");
@@ -305,10 +307,12 @@ error from_expression(const boost::json::value& v, const std::string& path, labe
   }
   bool wants_values = req.op == selector_op::in || req.op == selector_op::not_in;
   if (wants_values && req.values.empty()) {
-    return json_error(errc::invalid_selector, path + ".values", "operator " + std::string(op_text) + " needs at least one value");
+    return json_error(errc::invalid_selector, path + ".values",
+                      "operator " + std::string(op_text) + " needs at least one value");
   }
   if (!wants_values && !req.values.empty()) {
-    return json_error(errc::invalid_selector, path + ".values", "operator " + std::string(op_text) + " takes no values");
+    return json_error(errc::invalid_selector, path + ".values",
+                      "operator " + std::string(op_text) + " takes no values");
   }
   sort_unique(req.values);
   return {};

@@ -38,8 +38,10 @@ struct object_builder {
     if (auto e = string_field(meta, "namespace", "metadata.namespace", obj.ns_)) return e;
     if (auto e = string_field(meta, "uid", "metadata.uid", obj.uid_)) return e;
     if (auto e = string_field(meta, "resourceVersion", "metadata.resourceVersion", obj.resource_version_)) return e;
-    if (auto e = string_field(meta, "creationTimestamp", "metadata.creationTimestamp", obj.creation_timestamp_)) return e;
-    if (auto e = string_field(meta, "deletionTimestamp", "metadata.deletionTimestamp", obj.deletion_timestamp_)) return e;
+    if (auto e = string_field(meta, "creationTimestamp", "metadata.creationTimestamp", obj.creation_timestamp_))
+      return e;
+    if (auto e = string_field(meta, "deletionTimestamp", "metadata.deletionTimestamp", obj.deletion_timestamp_))
+      return e;
 
     if (const auto g = meta.find("generation"); !g.is_null()) {
       if (!g.to_int64(obj.generation_)) return {errc::invalid_field, "metadata.generation is not an integer"};
@@ -128,14 +130,14 @@ struct object_builder {
   static detailed_result<object::ptr> build(const boost::json::value& value, std::size_t max_bytes) {
     if (!value.is_object()) return error{errc::not_an_object, "the top-level value is not a JSON object"};
     if (too_deep(value, object::max_depth)) {
-      return error{errc::object_too_large, "the object nests deeper than " + std::to_string(object::max_depth) + " levels"};
+      return error{errc::object_too_large,
+                   "the object nests deeper than " + std::to_string(object::max_depth) + " levels"};
     }
     auto obj = std::make_shared<object>(object::passkey{});
     packed::encode(value, obj->packed_);
     if (obj->packed_.size() > max_bytes) {
-      return error{errc::object_too_large,
-                   "the packed body has " + std::to_string(obj->packed_.size()) + " bytes, over the limit of " +
-                       std::to_string(max_bytes)};
+      return error{errc::object_too_large, "the packed body has " + std::to_string(obj->packed_.size()) +
+                                               " bytes, over the limit of " + std::to_string(max_bytes)};
     }
     obj->packed_.shrink_to_fit();
     if (auto e = read_metadata(*obj)) return e;
@@ -196,13 +198,10 @@ std::optional<boost::json::value> object::field(std::string_view dotted_path) co
 
 std::size_t object::memory_usage() const noexcept {
   auto heap = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; };
-  return sizeof(object) + heap(packed_) + labels_.capacity() * sizeof(label) +
-         annotations_.capacity() * sizeof(label) + owner_references_.capacity() * sizeof(owner_reference) +
-         finalizers_.capacity() * sizeof(std::string_view);
+  return sizeof(object) + heap(packed_) + labels_.capacity() * sizeof(label) + annotations_.capacity() * sizeof(label) +
+         owner_references_.capacity() * sizeof(owner_reference) + finalizers_.capacity() * sizeof(std::string_view);
 }
 
-bool same_content(const object& a, const object& b) {
-  return a.packed_ == b.packed_ || a.body() == b.body();
-}
+bool same_content(const object& a, const object& b) { return a.packed_ == b.packed_ || a.body() == b.body(); }
 
 }  // namespace informer

@@ -211,9 +211,7 @@ client::client(client&&) noexcept = default;
 client& client::operator=(client&&) noexcept = default;
 client::~client() = default;
 
-const client_options& client::options() const noexcept {
-  return state_->conn->options();
-}
+const client_options& client::options() const noexcept { return state_->conn->options(); }
 
 detailed_result<range_result> client::range(std::string_view key, std::string_view range_end,
                                             const range_options& options) {
@@ -250,8 +248,7 @@ detailed_result<std::int64_t> client::list_prefix_paged(
   std::string from = prefix.empty() ? std::string(1, '\0') : std::string{prefix};
   std::int64_t revision = 0;  // the snapshot: the first page's revision
   for (;;) {
-    auto page =
-        range(from, end, range_options{.limit = std::max<std::int64_t>(page_size, 0), .revision = revision});
+    auto page = range(from, end, range_options{.limit = std::max<std::int64_t>(page_size, 0), .revision = revision});
     if (!page) {
       return page.error();
     }
@@ -276,8 +273,7 @@ detailed_result<range_result> client::list_prefix_paged(std::string_view prefix,
     if (all.kvs.empty()) {
       all.kvs = std::move(page);
     } else {
-      all.kvs.insert(all.kvs.end(), std::make_move_iterator(page.begin()),
-                     std::make_move_iterator(page.end()));
+      all.kvs.insert(all.kvs.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
     }
   });
   if (!revision) {
@@ -305,8 +301,7 @@ detailed_result<std::int64_t> client::put(std::string_view key, std::string_view
   return response.header().revision();
 }
 
-detailed_result<delete_result> client::delete_range(std::string_view key, std::string_view range_end,
-                                                    bool prev_kv) {
+detailed_result<delete_result> client::delete_range(std::string_view key, std::string_view range_end, bool prev_kv) {
   etcdserverpb::DeleteRangeRequest request;
   request.set_key(std::string{key});
   request.set_range_end(std::string{range_end});
@@ -381,9 +376,8 @@ detailed_result<std::int64_t> client::put_if_mod_revision(std::string_view key, 
   auto describe = [](std::int64_t revision) {
     return revision == 0 ? std::string{"0 (absent)"} : std::to_string(revision);
   };
-  return error{informer::errc::conflict, "Put " + describe_range(key) + ": its mod_revision is " +
-                                             describe(current) + ", expected " +
-                                             describe(expected_mod_revision)};
+  return error{informer::errc::conflict, "Put " + describe_range(key) + ": its mod_revision is " + describe(current) +
+                                             ", expected " + describe(expected_mod_revision)};
 }
 
 detailed_result<void> client::compact(std::int64_t revision, bool physical) {
@@ -391,11 +385,9 @@ detailed_result<void> client::compact(std::int64_t revision, bool physical) {
   request.set_revision(revision);
   request.set_physical(physical);
   etcdserverpb::CompactionResponse response;
-  const error failure =
-      state_->conn->unary("Compact to revision " + std::to_string(revision), call_kind::write,
-                          [&](detail::endpoint& ep, grpc::ClientContext& context) {
-                            return ep.kv->Compact(&context, request, &response);
-                          });
+  const error failure = state_->conn->unary(
+      "Compact to revision " + std::to_string(revision), call_kind::write,
+      [&](detail::endpoint& ep, grpc::ClientContext& context) { return ep.kv->Compact(&context, request, &response); });
   if (failure) {
     return failure;
   }
@@ -425,11 +417,10 @@ detailed_result<void> client::lease_revoke(std::int64_t lease_id) {
   etcdserverpb::LeaseRevokeRequest request;
   request.set_id(lease_id);
   etcdserverpb::LeaseRevokeResponse response;
-  const error failure =
-      state_->conn->unary("LeaseRevoke of lease " + std::to_string(lease_id), call_kind::write,
-                          [&](detail::endpoint& ep, grpc::ClientContext& context) {
-                            return ep.lease->LeaseRevoke(&context, request, &response);
-                          });
+  const error failure = state_->conn->unary("LeaseRevoke of lease " + std::to_string(lease_id), call_kind::write,
+                                            [&](detail::endpoint& ep, grpc::ClientContext& context) {
+                                              return ep.lease->LeaseRevoke(&context, request, &response);
+                                            });
   if (failure) {
     return failure;
   }
@@ -437,8 +428,8 @@ detailed_result<void> client::lease_revoke(std::int64_t lease_id) {
 }
 
 lease_keep_alive client::keep_alive(std::int64_t lease_id, keep_alive_options options) {
-  auto keeper = std::make_shared<detail::lease_keeper>(state_->conn, state_->loop, state_->keepers, lease_id,
-                                                       std::move(options));
+  auto keeper =
+      std::make_shared<detail::lease_keeper>(state_->conn, state_->loop, state_->keepers, lease_id, std::move(options));
   keeper->start();
   return lease_keep_alive{keeper};
 }
@@ -448,8 +439,6 @@ watch_handle client::watch(std::string key, const watch_options& options, watch_
   return watch_handle{state_->watches, id};
 }
 
-void client::request_progress() {
-  state_->watches->request_progress();
-}
+void client::request_progress() { state_->watches->request_progress(); }
 
 }  // namespace informer::etcd

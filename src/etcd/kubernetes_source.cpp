@@ -72,8 +72,11 @@ class kubernetes_decoder final : public object_decoder {
 public:
   explicit kubernetes_decoder(const kubernetes_source_options& options)
       : resource_(options.resource),
-        base_(key_prefix({.resource = options.resource, .etcd_prefix = options.etcd_prefix, .ns = {},
-                          .on_decode_error = {}, .watch_buffer_bytes = options.watch_buffer_bytes})) {}
+        base_(key_prefix({.resource = options.resource,
+                          .etcd_prefix = options.etcd_prefix,
+                          .ns = {},
+                          .on_decode_error = {},
+                          .watch_buffer_bytes = options.watch_buffer_bytes})) {}
 
   detailed_result<object::ptr> decode(const key_value& kv, std::int64_t resource_version) const override {
     const std::string_view value = kv.value;

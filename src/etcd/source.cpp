@@ -147,18 +147,19 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   const bool bookmarks;
 
   informer::mutex mutex;
-  watch_handle handle INFORMER_GUARDED_BY(mutex);                             // the etcd watch
-  std::shared_ptr<open_completion> opening INFORMER_GUARDED_BY(mutex);        // async_watch's completion, until etcd answers
-  std::shared_ptr<watch_stream> opening_stream INFORMER_GUARDED_BY(mutex);    // handed to `opening` on success
-  std::deque<raw_update> raw INFORMER_GUARDED_BY(mutex);                      // from the client's thread, not yet converted
-  std::size_t raw_bytes INFORMER_GUARDED_BY(mutex) = 0;                       // the sum of `raw`'s sizes
-  bool fell_behind INFORMER_GUARDED_BY(mutex) = false;                        // `raw` overflowed: the etcd watch is canceled
-  std::deque<watch_event> ready INFORMER_GUARDED_BY(mutex);                   // converted, not yet taken by async_next
-  std::optional<informer::error> end INFORMER_GUARDED_BY(mutex);              // delivered once `raw` and `ready` are drained
+  watch_handle handle INFORMER_GUARDED_BY(mutex);                       // the etcd watch
+  std::shared_ptr<open_completion> opening INFORMER_GUARDED_BY(mutex);  // async_watch's completion, until etcd answers
+  std::shared_ptr<watch_stream> opening_stream INFORMER_GUARDED_BY(mutex);  // handed to `opening` on success
+  std::deque<raw_update> raw INFORMER_GUARDED_BY(mutex);          // from the client's thread, not yet converted
+  std::size_t raw_bytes INFORMER_GUARDED_BY(mutex) = 0;           // the sum of `raw`'s sizes
+  bool fell_behind INFORMER_GUARDED_BY(mutex) = false;            // `raw` overflowed: the etcd watch is canceled
+  std::deque<watch_event> ready INFORMER_GUARDED_BY(mutex);       // converted, not yet taken by async_next
+  std::optional<informer::error> end INFORMER_GUARDED_BY(mutex);  // delivered once `raw` and `ready` are drained
   bool cancelled INFORMER_GUARDED_BY(mutex) = false;
-  bool pumping INFORMER_GUARDED_BY(mutex) = false;                            // a pump job is posted or running (at most one)
-  std::shared_ptr<next_completion> waiting INFORMER_GUARDED_BY(mutex);        // the async_next waiting for an event
-  bool orphaned INFORMER_GUARDED_BY(mutex) = false;  // the executor's context is being destroyed: post nothing more to it
+  bool pumping INFORMER_GUARDED_BY(mutex) = false;                      // a pump job is posted or running (at most one)
+  std::shared_ptr<next_completion> waiting INFORMER_GUARDED_BY(mutex);  // the async_next waiting for an event
+  bool orphaned INFORMER_GUARDED_BY(mutex) =
+      false;  // the executor's context is being destroyed: post nothing more to it
 
   // The client's thread: every update of the etcd watch.
   void on_update(watch_update u) {
@@ -204,9 +205,10 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
     raw.clear();
     raw_bytes = 0;
     if (!end) {
-      end = informer::error{informer::errc::end_of_stream,
-                            "the watch fell behind: more than " + std::to_string(shared->watch_buffer_bytes) +
-                                " bytes of etcd updates waited for the reader; watch again from the last revision read"};
+      end =
+          informer::error{informer::errc::end_of_stream,
+                          "the watch fell behind: more than " + std::to_string(shared->watch_buffer_bytes) +
+                              " bytes of etcd updates waited for the reader; watch again from the last revision read"};
     }
     handle.cancel();
     schedule_pump_locked();
@@ -323,7 +325,8 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
 
   // The source's executor: the events a reader sees for one etcd update, and the stream's end when
   // it is the final one.
-  void convert(const watch_update& u, std::vector<watch_event>& out, std::optional<informer::error>& final_error) const {
+  void convert(const watch_update& u, std::vector<watch_event>& out,
+               std::optional<informer::error>& final_error) const {
     switch (u.kind) {
       case watch_update_kind::created: return;
       case watch_update_kind::progress:
@@ -411,10 +414,9 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   }
 
   static watch_event bookmark(std::int64_t rv) {
-    return {.type = watch_event_type::bookmark, .obj = nullptr, .resource_version = std::to_string(rv),
-            .error_status = {}};
+    return {
+        .type = watch_event_type::bookmark, .obj = nullptr, .resource_version = std::to_string(rv), .error_status = {}};
   }
-
 };
 
 // The watches whose pending completions wait in this file for the client's thread, per execution
@@ -496,10 +498,10 @@ protected:
   void next_impl(next_handler handler) override {
     informer::lock_guard lock(state_->mutex);
     if (state_->waiting) {
-      asio::post(state_->shared->executor,
-                 asio::append(std::move(handler),
-                              informer::error{asio::error::already_started, "one async_next at a time"},
-                              watch_event{}));
+      asio::post(
+          state_->shared->executor,
+          asio::append(std::move(handler), informer::error{asio::error::already_started, "one async_next at a time"},
+                       watch_event{}));
       return;
     }
     state_->waiting = next_completion::create(std::move(handler), state_->shared->executor);
@@ -545,9 +547,7 @@ source::source(passkey, std::shared_ptr<client> etcd, asio::any_io_executor exec
 
 const std::string& source::prefix() const noexcept { return shared_->prefix; }
 
-std::uint64_t source::decode_failures() const noexcept {
-  return shared_->failures.load(std::memory_order_relaxed);
-}
+std::uint64_t source::decode_failures() const noexcept { return shared_->failures.load(std::memory_order_relaxed); }
 
 void source::list_impl(informer::list_options options, asio::any_completion_handler<list_signature> handler) {
   auto fail = [&](informer::error e) {
@@ -558,8 +558,8 @@ void source::list_impl(informer::list_options options, asio::any_completion_hand
     return fail(filter.error());
   }
   std::string from = shared_->prefix;
-  std::int64_t revision = 0;      // 0: the newest
-  std::int64_t not_older = 0;     // the newest, which must be at least this
+  std::int64_t revision = 0;   // 0: the newest
+  std::int64_t not_older = 0;  // the newest, which must be at least this
   if (!options.continue_token.empty()) {
     const auto& token = options.continue_token;
     const auto bar = token.find('|');
@@ -583,9 +583,9 @@ void source::list_impl(informer::list_options options, asio::any_completion_hand
   etcd_->async_range(
       std::move(from), shared_->range_end, range,
       asio::bind_cancellation_slot(
-          slot, asio::bind_executor(executor, [state = shared_, filter = std::move(*filter), revision, not_older,
-                                               handler = std::move(handler)](informer::error e,
-                                                                             range_result r) mutable {
+          slot,
+          asio::bind_executor(executor, [state = shared_, filter = std::move(*filter), revision, not_older,
+                                         handler = std::move(handler)](informer::error e, range_result r) mutable {
             object_list page;
             if (!e && not_older > r.revision) {
               e = informer::error{informer::errc::resource_version_too_large,
@@ -650,8 +650,8 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
     state->opening_stream = std::move(stream);
   }
   // Not under the lock: the client may call back inline when it is being destroyed.
-  watch_handle handle = etcd_->watch(shared_->prefix, request,
-                                     [state](watch_update u) { state->on_update(std::move(u)); });
+  watch_handle handle =
+      etcd_->watch(shared_->prefix, request, [state](watch_update u) { state->on_update(std::move(u)); });
   informer::lock_guard lock(state->mutex);
   state->handle = std::move(handle);
   if (state->cancelled || state->end || state->orphaned) {

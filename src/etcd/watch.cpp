@@ -266,9 +266,9 @@ private:
     --pending_ops_;
     grpc::Status status = status_;
     if (dial_timed_out_) {
-      status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                            "no answer within the dial timeout (" +
-                                std::to_string(conn_.options().dial_timeout.count()) + " ms)");
+      status = grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          "no answer within the dial timeout (" + std::to_string(conn_.options().dial_timeout.count()) + " ms)");
     }
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
       conn_.failed(endpoint_);
@@ -306,8 +306,8 @@ private:
   int pending_ops_ = 0;  // operations whose tag has not come back
   bool reading_ = false;
   bool writing_ = false;
-  bool canceled_ = false;        // canceled while authenticating
-  bool dial_timed_out_ = false;  // canceled by the dial timer
+  bool canceled_ = false;             // canceled while authenticating
+  bool dial_timed_out_ = false;       // canceled by the dial timer
   loop_timer* dial_timer_ = nullptr;  // armed until etcd first answers
 
   grpc::ClientContext auth_context_;
@@ -341,7 +341,7 @@ std::uint64_t watch_driver::add(std::string key, const watch_options& options, w
   const std::uint64_t id = ++last_id_;
   auto spec = std::make_shared<watch_spec>();
   spec->range_end = options.prefix ? prefix_end(key) : options.range_end;
-  spec->what = options.prefix              ? "watch of prefix " + describe_range(key)
+  spec->what = options.prefix            ? "watch of prefix " + describe_range(key)
                : spec->range_end.empty() ? "watch of key " + describe_range(key)
                                          : "watch of range " + describe_range(key, spec->range_end);
   if (options.start_revision > 0) {
@@ -455,9 +455,7 @@ void watch_driver::on_response(watch_call& call, etcdserverpb::WatchResponse& re
   perform(hub_.on_response(call.stream(), to_watch_response(response)));
 }
 
-void watch_driver::on_end(watch_call& call, const error& why) {
-  perform(hub_.on_stream_end(call.stream(), why));
-}
+void watch_driver::on_end(watch_call& call, const error& why) { perform(hub_.on_stream_end(call.stream(), why)); }
 
 void watch_driver::release(watch_call& call) {
   if (call.idle()) {

@@ -101,7 +101,8 @@ std::string unrelated_ca_pem() {
   X509_gmtime_adj(X509_getm_notAfter(x), 3600);
   X509_set_pubkey(x, key);
   X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("unrelated-ca"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("unrelated-ca"), -1, -1,
+                             0);
   X509_set_issuer_name(x, name);
   X509_sign(x, key, EVP_sha256());
   BIO* bio = BIO_new(BIO_s_mem());
@@ -263,10 +264,11 @@ BOOST_AUTO_TEST_CASE(user_without_rbac_rights_is_forbidden) {
 
 BOOST_AUTO_TEST_CASE(client_certificate_authenticates) {
   io_threads io;
-  auto client = make_client(
-      io, rest_config{.server = cluster->apiserver_url(),
-                      .tls = {.ca_file = cluster->ca_file(), .cert_file = cluster->admin_cert(), .key_file = cluster->admin_key()},
-                      .qps = 0});
+  auto client = make_client(io, rest_config{.server = cluster->apiserver_url(),
+                                            .tls = {.ca_file = cluster->ca_file(),
+                                                    .cert_file = cluster->admin_cert(),
+                                                    .key_file = cluster->admin_key()},
+                                            .qps = 0});
   auto [e, r] = get(client, "/api/v1/namespaces/kube-system");
   BOOST_TEST(!e, e.what());
   BOOST_TEST(r.status_code == 200u);
@@ -429,8 +431,9 @@ BOOST_AUTO_TEST_CASE(qps_limiter_spaces_requests) {
 BOOST_AUTO_TEST_CASE(retry_after_429_is_honoured) {
   fake_server server([](const auto&, int index) -> std::optional<fake_server::response> {
     if (index == 0) {
-      auto r = answer(http::status::too_many_requests,
-                      R"({"kind":"Status","apiVersion":"v1","status":"Failure","message":"slow down","reason":"TooManyRequests","code":429})");
+      auto r = answer(
+          http::status::too_many_requests,
+          R"({"kind":"Status","apiVersion":"v1","status":"Failure","message":"slow down","reason":"TooManyRequests","code":429})");
       r.set(http::field::retry_after, "1");
       return r;
     }
@@ -517,8 +520,8 @@ BOOST_AUTO_TEST_CASE(apiserver_restart_fails_requests_then_recovers) {
     auto [e, r] = get(client, "/api/v1/namespaces/default");
     BOOST_TEST_REQUIRE(!e, e.what());
   }
-  auto [open_error, stream] = client.async_open_stream("/api/v1/namespaces/default/configmaps?watch=1", {},
-                                                       asio::use_future).get();
+  auto [open_error, stream] =
+      client.async_open_stream("/api/v1/namespaces/default/configmaps?watch=1", {}, asio::use_future).get();
   BOOST_TEST_REQUIRE(!open_error, open_error.what());
   auto watch_read = stream->async_read_some(asio::use_future);
 

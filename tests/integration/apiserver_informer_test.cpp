@@ -58,8 +58,7 @@ control_plane* cluster = nullptr;
 
 struct cluster_fixture {
   cluster_fixture() {
-    if (control_plane::available())
-      cluster = new control_plane({.apiserver_args = {"--watch-cache-sizes=secrets#0"}});
+    if (control_plane::available()) cluster = new control_plane({.apiserver_args = {"--watch-cache-sizes=secrets#0"}});
   }
   ~cluster_fixture() { delete cluster; }
 };
@@ -69,8 +68,10 @@ bool cluster_running(boost::unit_test::test_unit_id) { return cluster != nullptr
 using informer::testing::io_threads;
 
 informer::rest_config admin_config() {
-  return {.server = cluster->apiserver_url(), .tls = {.ca_file = cluster->ca_file()},
-          .bearer_token = cluster->admin_token(), .qps = 0};
+  return {.server = cluster->apiserver_url(),
+          .tls = {.ca_file = cluster->ca_file()},
+          .bearer_token = cluster->admin_token(),
+          .qps = 0};
 }
 
 http_client make_client(io_threads& io, const informer::rest_config& config = admin_config()) {
@@ -136,9 +137,10 @@ public:
   informer::resource_event_handlers handlers() {
     return {.on_add = [this](const object::ptr& o, bool) { record("add", *o); },
             .on_update = [this](const object::ptr&, const object::ptr& o) { record("update", *o); },
-            .on_delete = [this](const informer::deleted_object& d) {
-              record(d.final_state_unknown() ? "delete?" : "delete", *d.obj());
-            }};
+            .on_delete =
+                [this](const informer::deleted_object& d) {
+                  record(d.final_state_unknown() ? "delete?" : "delete", *d.obj());
+                }};
   }
   std::vector<std::string> for_name(const std::string& name) const {
     std::lock_guard lock(mutex_);
@@ -179,7 +181,7 @@ struct error_log {
 };
 
 std::shared_ptr<informer::apiserver_lister_watcher> make_source(const http_client& client, const informer::resource& r,
-                                                                 informer::apiserver_lister_watcher_options o = {}) {
+                                                                informer::apiserver_lister_watcher_options o = {}) {
   auto lw = informer::apiserver_lister_watcher::create(client, r, std::move(o));
   BOOST_TEST_REQUIRE(lw.has_value(), lw.error().what());
   return *lw;
@@ -227,7 +229,8 @@ struct encoding_case {
   const char* name;
 };
 std::ostream& operator<<(std::ostream& os, const encoding_case& e) { return os << e.name; }
-const encoding_case encodings[] = {{informer::wire_encoding::json, "json"}, {informer::wire_encoding::protobuf, "protobuf"}};
+const encoding_case encodings[] = {{informer::wire_encoding::json, "json"},
+                                   {informer::wire_encoding::protobuf, "protobuf"}};
 
 // A source in front of another that can end the open watch (as the server's timeout would) and
 // hold the next watch opens until released: the test writes and compacts meanwhile.
@@ -304,17 +307,17 @@ private:
   };
 
   void forward(informer::watch_options o, handler_type h) {
-    inner_->async_watch(std::move(o), [this, h = std::move(h)](informer::error e,
-                                                              std::shared_ptr<informer::watch_stream> s) mutable {
-      std::shared_ptr<informer::watch_stream> wrapped;
-      if (s) {
-        wrapped = std::make_shared<stream>(std::move(s), *this);
-        std::lock_guard lock(mutex_);
-        open_ = wrapped;
-      }
-      auto ex = asio::get_associated_executor(h, get_executor());
-      asio::dispatch(ex, asio::append(std::move(h), std::move(e), std::move(wrapped)));
-    });
+    inner_->async_watch(std::move(o),
+                        [this, h = std::move(h)](informer::error e, std::shared_ptr<informer::watch_stream> s) mutable {
+                          std::shared_ptr<informer::watch_stream> wrapped;
+                          if (s) {
+                            wrapped = std::make_shared<stream>(std::move(s), *this);
+                            std::lock_guard lock(mutex_);
+                            open_ = wrapped;
+                          }
+                          auto ex = asio::get_associated_executor(h, get_executor());
+                          asio::dispatch(ex, asio::append(std::move(h), std::move(e), std::move(wrapped)));
+                        });
   }
 
   std::shared_ptr<informer::lister_watcher> inner_;
@@ -357,9 +360,10 @@ BOOST_DATA_TEST_CASE(informer_sees_create_update_delete_in_order, boost::unit_te
       server.remove(collection + "/x");
       const std::vector<std::string> expected_prefix{"add x " + rv_of(created), "update x " + rv_of(updated)};
       BOOST_TEST_REQUIRE(eventually([&] {
-        auto seen = rec.for_name("x");
-        return !seen.empty() && seen.back().starts_with("delete x");
-      }), "no delete seen; events: " << rec.for_name("x").size());
+                           auto seen = rec.for_name("x");
+                           return !seen.empty() && seen.back().starts_with("delete x");
+                         }),
+                         "no delete seen; events: " << rec.for_name("x").size());
       auto seen = rec.for_name("x");
       BOOST_TEST_REQUIRE(seen.size() >= 3u);
       BOOST_TEST(seen[0] == expected_prefix[0]);
@@ -377,12 +381,14 @@ BOOST_AUTO_TEST_CASE(custom_resources) {
   auto client = make_client(io);
   api server(client);
   const std::string group = "g" + random_suffix() + ".example.com";
-  server.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-                R"({"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",)"
-                R"("metadata":{"name":"crontabs.)" + group + R"("},"spec":{"group":")" + group +
-                    R"(","scope":"Namespaced","names":{"plural":"crontabs","singular":"crontab","kind":"CronTab"},)"
-                    R"("versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object",)"
-                    R"("x-kubernetes-preserve-unknown-fields":true}}}]}})");
+  server.create(
+      "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+      R"({"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",)"
+      R"("metadata":{"name":"crontabs.)" +
+          group + R"("},"spec":{"group":")" + group +
+          R"(","scope":"Namespaced","names":{"plural":"crontabs","singular":"crontab","kind":"CronTab"},)"
+          R"("versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object",)"
+          R"("x-kubernetes-preserve-unknown-fields":true}}}]}})");
   const informer::resource crontabs{.group = group, .version = "v1", .plural = "crontabs", .kind = "CronTab"};
   const std::string ns = server.namespace_();
   const std::string collection = informer::resource_path(crontabs, ns);
@@ -393,8 +399,9 @@ BOOST_AUTO_TEST_CASE(custom_resources) {
   }));
 
   // Protobuf is refused for a kind the codec does not know (the server would send JSON anyway).
-  BOOST_TEST(informer::apiserver_lister_watcher::create(client, crontabs, {.encoding = informer::wire_encoding::protobuf})
-                 .has_error());
+  BOOST_TEST(
+      informer::apiserver_lister_watcher::create(client, crontabs, {.encoding = informer::wire_encoding::protobuf})
+          .has_error());
 
   const auto body = [&](const std::string& n) {
     return R"({"apiVersion":")" + group + R"(/v1","kind":"CronTab","metadata":{"name":")" + n +
@@ -422,9 +429,9 @@ BOOST_AUTO_TEST_CASE(custom_resources) {
 
   // Metadata only, over protobuf: works for custom resources too (PartialObjectMetadata).
   recorder meta_rec;
-  auto meta = start(make_source(client, crontabs, {.ns = ns, .encoding = informer::wire_encoding::protobuf,
-                                                   .metadata_only = true}),
-                    meta_rec);
+  auto meta = start(
+      make_source(client, crontabs, {.ns = ns, .encoding = informer::wire_encoding::protobuf, .metadata_only = true}),
+      meta_rec);
   auto m = meta->get_store()->get_by_key(ns + "/before");
   BOOST_TEST_REQUIRE(m != nullptr);
   BOOST_TEST(m->kind() == "CronTab");
@@ -454,8 +461,10 @@ BOOST_AUTO_TEST_CASE(label_selector_informer_sees_only_matches) {
   server.create(collection, cm("db-2", "db"));
   server.label(collection + "/db-1", "app", "web");  // enters the selection
   server.label(collection + "/web-1", "app", "db");  // leaves it
-  BOOST_TEST_REQUIRE(eventually([&] { return !rec.for_name("web-1").empty() && rec.for_name("web-1").back().starts_with("delete"); }));
-  BOOST_TEST_REQUIRE(eventually([&] { return rec.for_name("db-1").size() == 1u && rec.for_name("web-2").size() == 1u; }));
+  BOOST_TEST_REQUIRE(
+      eventually([&] { return !rec.for_name("web-1").empty() && rec.for_name("web-1").back().starts_with("delete"); }));
+  BOOST_TEST_REQUIRE(
+      eventually([&] { return rec.for_name("db-1").size() == 1u && rec.for_name("web-2").size() == 1u; }));
   BOOST_TEST(rec.for_name("db-2").empty());
   BOOST_TEST(rec.for_name("db-1")[0].starts_with("add db-1"));
   std::vector<std::string> keys;
@@ -478,7 +487,8 @@ BOOST_AUTO_TEST_CASE(namespace_scoped_informer_and_all_namespaces) {
   auto all = start(make_source(client, cms), rec_all);
   server.create(informer::resource_path(cms, b), R"({"metadata":{"name":"in-b"}})");
   server.create(informer::resource_path(cms, a), R"({"metadata":{"name":"in-a-2"}})");
-  BOOST_TEST_REQUIRE(eventually([&] { return rec_a.for_name("in-a-2").size() == 1u && rec_all.for_name("in-b").size() == 1u; }));
+  BOOST_TEST_REQUIRE(
+      eventually([&] { return rec_a.for_name("in-a-2").size() == 1u && rec_all.for_name("in-b").size() == 1u; }));
   BOOST_TEST(rec_a.for_name("in-b").empty());
   for (const auto& o : only_a->get_store()->list()) BOOST_TEST(o->ns() == a);
   BOOST_TEST(all->get_store()->get_by_key(b + "/in-b") != nullptr);
@@ -524,7 +534,8 @@ BOOST_AUTO_TEST_CASE(paged_lists_and_watch_stream_behaviour) {
   BOOST_TEST((std::get<0>(cancelled.get()).code() == asio::error::operation_aborted));
 
   // A server-side timeout ends the watch with end_of_stream.
-  auto [we, stream] = lw->async_watch({.resource_version = "", .allow_bookmarks = false, .timeout = 1s}, asio::use_future).get();
+  auto [we, stream] =
+      lw->async_watch({.resource_version = "", .allow_bookmarks = false, .timeout = 1s}, asio::use_future).get();
   BOOST_TEST_REQUIRE(!we, we.what());
   informer::error end;
   while (!end) end = std::get<0>(stream->async_next(asio::use_future).get());
@@ -578,7 +589,8 @@ BOOST_AUTO_TEST_CASE(bookmarks_advance_the_resource_version) {
   // Straight from the source: a watch that allows bookmarks gets one before its timeout
   // (kube-apiserver sends them from its watch cache, 2 s before the deadline).
   auto lw = make_source(client, cms, {.ns = quiet});
-  auto [e, stream] = lw->async_watch({.resource_version = "0", .allow_bookmarks = true, .timeout = 4s}, asio::use_future).get();
+  auto [e, stream] =
+      lw->async_watch({.resource_version = "0", .allow_bookmarks = true, .timeout = 4s}, asio::use_future).get();
   BOOST_TEST_REQUIRE(!e, e.what());
   server.create(informer::resource_path(cms, busy), R"({"metadata":{"name":"elsewhere"}})");
   std::optional<informer::watch_event> bookmark;
@@ -616,7 +628,9 @@ BOOST_AUTO_TEST_CASE(relist_after_compaction_delivers_tombstones) {
   const auto secrets = informer::parse_resource("secrets").value();
   const std::string ns = server.namespace_();
   const std::string collection = informer::resource_path(secrets, ns);
-  const auto secret = [](const std::string& n) { return R"({"metadata":{"name":")" + n + R"("},"stringData":{"k":"v"}})"; };
+  const auto secret = [](const std::string& n) {
+    return R"({"metadata":{"name":")" + n + R"("},"stringData":{"k":"v"}})";
+  };
   auto a = server.create(collection, secret("a"));
   server.create(collection, secret("b"));
 
@@ -663,8 +677,9 @@ BOOST_AUTO_TEST_CASE(relist_after_compaction_delivers_tombstones) {
 
   gate->release();
 
-  BOOST_TEST_REQUIRE(eventually([&] { return !rec.for_name("a").empty() && rec.for_name("a").back().starts_with("delete"); }),
-                     "no delete for a");
+  BOOST_TEST_REQUIRE(
+      eventually([&] { return !rec.for_name("a").empty() && rec.for_name("a").back().starts_with("delete"); }),
+      "no delete for a");
   // Deleted while away: a tombstone with the last state the informer knew.
   BOOST_TEST(rec.for_name("a").back() == "delete? a " + rv_of(a));
   BOOST_TEST_REQUIRE(eventually([&] { return rec.for_name("d").size() == 1u && rec.for_name("b").size() == 2u; }));
@@ -719,8 +734,8 @@ BOOST_AUTO_TEST_CASE(rbac_denial_is_reported_with_backoff) {
   auto config = admin_config();
   config.bearer_token = cluster->user_token();
   auto client = make_client(io, config);
-  auto errors = failures_over(make_source(client, informer::parse_resource("apps/v1/deployments").value(), {.ns = "default"}),
-                              failure_window);
+  auto errors = failures_over(
+      make_source(client, informer::parse_resource("apps/v1/deployments").value(), {.ns = "default"}), failure_window);
   BOOST_TEST_MESSAGE("403: " << (errors.empty() ? std::string("none") : errors.front().what()));
   BOOST_TEST(errors.size() >= 2u);
   BOOST_TEST(errors.size() <= max_attempts);
@@ -754,7 +769,8 @@ BOOST_DATA_TEST_CASE(metadata_only_informer_sees_names_and_labels, boost::unit_t
   server.create(collection, R"({"metadata":{"name":"listed","labels":{"app":"web"}},"data":{"secret":"s"}})");
   recorder rec;
   auto inf = start(make_source(client, cms, {.ns = ns, .encoding = enc.encoding, .metadata_only = true}), rec);
-  auto watched = server.create(collection, R"({"metadata":{"name":"watched","labels":{"app":"db"}},"data":{"secret":"s"}})");
+  auto watched =
+      server.create(collection, R"({"metadata":{"name":"watched","labels":{"app":"db"}},"data":{"secret":"s"}})");
   BOOST_TEST_REQUIRE(eventually([&] { return rec.for_name("watched").size() == 1u; }));
   for (const char* name : {"listed", "watched"}) {
     auto o = inf->get_store()->get_by_key(ns + "/" + name);
@@ -776,7 +792,8 @@ BOOST_AUTO_TEST_CASE(factory_source_maker) {
   informer::informer_factory factory({.threads = 2});
   auto client = http_client::create(factory.get_executor(), admin_config()).value();
   const informer::resource crd_like{.group = "", .version = "v1", .plural = "configmaps", .kind = "ConfigMap"};
-  auto maker = informer::apiserver_source_maker(client, {.lister_watcher = {.encoding = informer::wire_encoding::protobuf}});
+  auto maker =
+      informer::apiserver_source_maker(client, {.lister_watcher = {.encoding = informer::wire_encoding::protobuf}});
   api server(client);
   const std::string ns = server.namespace_();
   server.create(informer::resource_path(crd_like, ns), R"({"metadata":{"name":"via-factory","labels":{"x":"1"}}})");
@@ -820,8 +837,10 @@ BOOST_AUTO_TEST_CASE(informers_recover_from_an_apiserver_restart) {
 
   const auto restart_began = std::chrono::steady_clock::now();
   cluster->restart_apiserver();
-  BOOST_TEST_MESSAGE("restart took " << std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            std::chrono::steady_clock::now() - restart_began).count() << " ms");
+  BOOST_TEST_MESSAGE(
+      "restart took "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - restart_began).count()
+      << " ms");
   server.remove(collection + "/before");
   auto after = server.create(collection, R"({"metadata":{"name":"after"}})");
   auto relabelled = server.label(collection + "/watched", "step", "2");
@@ -832,7 +851,8 @@ BOOST_AUTO_TEST_CASE(informers_recover_from_an_apiserver_restart) {
     std::map<std::string, std::string> want, have;
     for (const auto& item : listed.at("items").as_array())
       want[std::string(item.at("metadata").at("name").as_string())] = rv_of(item);
-    for (const auto& obj : inf.get_store()->list()) have[std::string(obj->name())] = std::string(obj->resource_version());
+    for (const auto& obj : inf.get_store()->list())
+      have[std::string(obj->name())] = std::string(obj->resource_version());
     return want == have;
   };
   for (std::size_t i = 0; i < watchers.size(); ++i) {

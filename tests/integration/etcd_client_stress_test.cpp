@@ -48,8 +48,8 @@ etcd_server& shared_server() {
 }
 
 std::unique_ptr<etcd::client> connect() {
-  auto c = etcd::client::connect(
-      {.endpoints = {shared_server().endpoint()}, .dial_timeout = 2s, .request_timeout = 5s});
+  auto c =
+      etcd::client::connect({.endpoints = {shared_server().endpoint()}, .dial_timeout = 2s, .request_timeout = 5s});
   BOOST_REQUIRE_MESSAGE(c, (c ? "" : c.error().what()));
   return std::make_unique<etcd::client>(std::move(*c));
 }
@@ -219,9 +219,8 @@ BOOST_AUTO_TEST_CASE(clients_destroyed_with_ranges_and_watches_in_flight) {
                            ranges.ended();
                          })));
     }
-    asio::post(strand, [signals, i] {
-      (*signals)[static_cast<std::size_t>(i % 2)].emit(asio::cancellation_type::terminal);
-    });
+    asio::post(strand,
+               [signals, i] { (*signals)[static_cast<std::size_t>(i % 2)].emit(asio::cancellation_type::terminal); });
 
     // A Range with no executor of its own, left to complete after the client is gone.
     ranges.started();
@@ -242,6 +241,7 @@ BOOST_AUTO_TEST_CASE(clients_destroyed_with_ranges_and_watches_in_flight) {
     c.reset();
   }
   BOOST_REQUIRE_MESSAGE(ranges.wait_all(), ranges.ended_count() << " of " << ranges.started_count() << " ranges ended");
-  BOOST_REQUIRE_MESSAGE(watches.wait_all(), watches.ended_count() << " of " << watches.started_count() << " watches ended");
+  BOOST_REQUIRE_MESSAGE(watches.wait_all(), watches.ended_count()
+                                                << " of " << watches.started_count() << " watches ended");
   BOOST_TEST(failed_ranges.load() == 0);
 }

@@ -39,8 +39,7 @@ constexpr auto patience = 20s;
 etcd::client connect(const etcd_server& server, etcd::client_options options = {}) {
   options.endpoints = {server.endpoint()};
   if (server.tls() && options.tls.ca_file.empty()) {
-    options.tls = {
-        .ca_file = server.ca_file(), .cert_file = server.cert_file(), .key_file = server.key_file()};
+    options.tls = {.ca_file = server.ca_file(), .cert_file = server.cert_file(), .key_file = server.key_file()};
   }
   auto c = etcd::client::connect(std::move(options));
   BOOST_REQUIRE_MESSAGE(c, (c ? "" : c.error().what()));
@@ -72,15 +71,13 @@ public:
   void wait(const std::function<bool(const std::vector<etcd::watch_update>&)>& done, const char* what) {
     std::unique_lock lock(mutex_);
     const bool ok = changed_.wait_for(lock, patience, [&] { return done(updates_); });
-    BOOST_REQUIRE_MESSAGE(ok,
-                          "timed out waiting for " << what << " (" << updates_.size() << " updates so far)");
+    BOOST_REQUIRE_MESSAGE(ok, "timed out waiting for " << what << " (" << updates_.size() << " updates so far)");
   }
 
   void wait_created() {
     wait(
         [](const auto& us) {
-          return std::any_of(us.begin(), us.end(),
-                             [](auto& u) { return u.kind == etcd::watch_update_kind::created; });
+          return std::any_of(us.begin(), us.end(), [](auto& u) { return u.kind == etcd::watch_update_kind::created; });
         },
         "created");
   }
@@ -182,8 +179,7 @@ BOOST_AUTO_TEST_CASE(rejects_bad_options) {
   auto scheme = etcd::client::connect({.endpoints = {"unix:///tmp/etcd.sock"}});
   BOOST_REQUIRE(!scheme);
   BOOST_TEST(scheme.error().what().find("unix") != std::string::npos);
-  auto ca = etcd::client::connect(
-      {.endpoints = {"https://127.0.0.1:2379"}, .tls = {.ca_file = "/nonexistent/ca.pem"}});
+  auto ca = etcd::client::connect({.endpoints = {"https://127.0.0.1:2379"}, .tls = {.ca_file = "/nonexistent/ca.pem"}});
   BOOST_REQUIRE(!ca);
   BOOST_TEST(ca.error().what().find("/nonexistent/ca.pem") != std::string::npos);
   auto half = etcd::client::connect({.tls = {.cert_file = "/x.pem"}});
@@ -379,8 +375,7 @@ BOOST_AUTO_TEST_CASE(watch_from_list_revision_misses_nothing_and_duplicates_noth
   }
   auto list = must(c.list_prefix_paged(prefix, 10));
   recorder rec;
-  auto handle =
-      c.watch(prefix, {.prefix = true, .start_revision = list.revision + 1, .prev_kv = true}, rec.callback());
+  auto handle = c.watch(prefix, {.prefix = true, .start_revision = list.revision + 1, .prev_kv = true}, rec.callback());
   writer.join();
   const auto last = must(c.range(prefix, etcd::prefix_end(prefix), {.count_only = true})).revision;
   if (last > list.revision) {
@@ -588,8 +583,7 @@ BOOST_AUTO_TEST_CASE(tls_with_client_certificates) {
   }
   {
     // No client certificate: etcd rejects the handshake.
-    auto c =
-        connect(server, {.tls = {.ca_file = server.ca_file()}, .dial_timeout = 1s, .request_timeout = 3s});
+    auto c = connect(server, {.tls = {.ca_file = server.ca_file()}, .dial_timeout = 1s, .request_timeout = 3s});
     auto r = c.get("/tls/a");
     BOOST_REQUIRE(!r);
     BOOST_TEST_MESSAGE("without a client certificate: " << r.error().what());
@@ -604,11 +598,11 @@ BOOST_AUTO_TEST_CASE(tls_with_client_certificates) {
             "-subj /CN=wrong-ca -keyout " +
             (dir / "ca.key").string() + " -out " + (dir / "ca.crt").string());
     BOOST_REQUIRE_MESSAGE(code == 0, output);
-    auto c = connect(server, {.tls = {.ca_file = (dir / "ca.crt").string(),
-                                      .cert_file = server.cert_file(),
-                                      .key_file = server.key_file()},
-                              .dial_timeout = 1s,
-                              .request_timeout = 3s});
+    auto c = connect(
+        server,
+        {.tls = {.ca_file = (dir / "ca.crt").string(), .cert_file = server.cert_file(), .key_file = server.key_file()},
+         .dial_timeout = 1s,
+         .request_timeout = 3s});
     auto r = c.get("/tls/a");
     BOOST_REQUIRE(!r);
     BOOST_TEST_MESSAGE("with a wrong CA: " << r.error().what());
@@ -693,8 +687,7 @@ BOOST_AUTO_TEST_CASE(lease_keep_alive_and_revoke) {
   // stop() ends a keep-alive with no error.
   auto other = must(c.lease_grant(5));
   std::promise<informer::error> stopped;
-  auto stopper =
-      c.keep_alive(other.id, {.on_end = [&](const informer::error& why) { stopped.set_value(why); }});
+  auto stopper = c.keep_alive(other.id, {.on_end = [&](const informer::error& why) { stopped.set_value(why); }});
   stopper.stop();
   auto result = stopped.get_future();
   BOOST_REQUIRE(result.wait_for(patience) == std::future_status::ready);

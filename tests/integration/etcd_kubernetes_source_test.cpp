@@ -59,8 +59,8 @@ void wait_for(const std::string& what, Predicate done) {
 }
 
 bool documented_difference(const std::string& line) {
-  return line.starts_with(".spec.volumes[") && line.find("].secret.defaultMode: only in the API server: 420") !=
-                                                   std::string::npos;
+  return line.starts_with(".spec.volumes[") &&
+         line.find("].secret.defaultMode: only in the API server: 420") != std::string::npos;
 }
 
 class cluster {
@@ -98,9 +98,10 @@ public:
   // GET path as JSON; null when the server answers anything but 200.
   json::value get(const std::string& path) {
     const auto body_file = work_dir() / "body.json";
-    const auto r = run("curl -sS --max-time 30 --cacert " + shell_quote(cp_.ca_file()) + " -H " +
-                       shell_quote("Authorization: Bearer " + cp_.admin_token()) + " -o " +
-                       shell_quote(body_file.string()) + " -w '%{http_code}' " + shell_quote(cp_.apiserver_url() + path));
+    const auto r =
+        run("curl -sS --max-time 30 --cacert " + shell_quote(cp_.ca_file()) + " -H " +
+            shell_quote("Authorization: Bearer " + cp_.admin_token()) + " -o " + shell_quote(body_file.string()) +
+            " -w '%{http_code}' " + shell_quote(cp_.apiserver_url() + path));
     BOOST_TEST_REQUIRE(r.exit_code == 0, "curl " << path << ": " << r.output);
     std::ifstream in(body_file);
     std::ostringstream body;
@@ -212,8 +213,9 @@ spec:
       return crd.is_object() && crd.at("status").as_object().contains("acceptedNames") &&
              crd.at("status").at("acceptedNames").as_object().contains("kind");
     });
-    c.apply("widget", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: shop, labels: "
-                      "{app: web}}\nspec: {size: 3, tags: [a, b]}\n");
+    c.apply("widget",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: shop, labels: "
+            "{app: web}}\nspec: {size: 3, tags: [a, b]}\n");
   }
   ~cluster_fixture() { the_cluster().reset(); }
 };
@@ -259,8 +261,9 @@ BOOST_AUTO_TEST_CASE(storage_prefixes_claim_every_key_of_a_1_20_control_plane,
   const informer::resource widgets{.group = "example.com", .version = "v1", .plural = "widgets", .kind = "Widget"};
   prefixes.emplace_back(etcd::key_prefix({.resource = widgets}), "widgets");
   BOOST_TEST(etcd::key_prefix({.resource = widgets}) == "/registry/example.com/widgets/");
-  BOOST_TEST(etcd::key_prefix({.resource = informer::parse_resource("pods").value(), .etcd_prefix = "/other/",
-                               .ns = "shop"}) == "/other/pods/shop/");
+  BOOST_TEST(etcd::key_prefix(
+                 {.resource = informer::parse_resource("pods").value(), .etcd_prefix = "/other/", .ns = "shop"}) ==
+             "/other/pods/shop/");
   BOOST_TEST(etcd::key_prefix({.resource = informer::parse_resource("nodes").value(), .ns = "shop"}) ==
              "/registry/minions/");
 
@@ -295,8 +298,8 @@ BOOST_AUTO_TEST_CASE(objects_from_etcd_equal_the_api_servers,
   auto pods = c.informer_for({.resource = informer::parse_resource("pods").value(), .ns = "shop"});
   auto deployments = c.informer_for({.resource = informer::parse_resource("deployments").value(), .ns = "shop"});
   auto configmaps = c.informer_for({.resource = informer::parse_resource("configmaps").value(), .ns = "shop"});
-  auto widgets = c.informer_for({.resource = {.group = "example.com", .version = "v1", .plural = "widgets",
-                                              .kind = "Widget"}});
+  auto widgets =
+      c.informer_for({.resource = {.group = "example.com", .version = "v1", .plural = "widgets", .kind = "Widget"}});
   // The controller manager updates the Deployment's status after creating it: compare once it has
   // settled and the etcd informer has its latest version.
   std::size_t defaulted = 0;
@@ -341,8 +344,8 @@ BOOST_AUTO_TEST_CASE(values_encrypted_at_rest_are_reported_and_skipped,
                      *boost::unit_test::precondition([](auto) { return available(); })) {
   auto& c = *the_cluster();
   // What kube-apiserver with an aescbc EncryptionConfiguration writes (the payload is opaque here).
-  const std::string encrypted = std::string{"k8s:enc:aescbc:v1:key1:"} + std::string("\x8f\x12\x00\xa4\x55\x10", 6) +
-                                std::string(64, '\x5a');
+  const std::string encrypted =
+      std::string{"k8s:enc:aescbc:v1:key1:"} + std::string("\x8f\x12\x00\xa4\x55\x10", 6) + std::string(64, '\x5a');
   BOOST_TEST_REQUIRE(c.client->put("/registry/secrets/shop/sealed", encrypted).has_value());
   std::mutex mutex;
   std::vector<etcd::decode_failure> failures;

@@ -181,10 +181,8 @@ class recorder {
 public:
   informer::resource_event_handlers handlers() {
     return {.on_add = [this](const informer::object::ptr& o, bool) { record("add " + std::string{o->name()}); },
-            .on_update =
-                [this](const informer::object::ptr&, const informer::object::ptr& o) {
-                  record("update " + std::string{o->name()});
-                },
+            .on_update = [this](const informer::object::ptr&,
+                                const informer::object::ptr& o) { record("update " + std::string{o->name()}); },
             .on_delete =
                 [this](const informer::deleted_object& d) {
                   std::lock_guard lock(mutex_);
@@ -198,9 +196,8 @@ public:
   // Waits until `entry` was logged; fails the test on timeout.
   void wait_for(const std::string& entry) {
     std::unique_lock lock(mutex_);
-    const bool ok = changed_.wait_for(lock, patience, [&] {
-      return std::find(log_.begin(), log_.end(), entry) != log_.end();
-    });
+    const bool ok =
+        changed_.wait_for(lock, patience, [&] { return std::find(log_.begin(), log_.end(), entry) != log_.end(); });
     BOOST_REQUIRE_MESSAGE(ok, "timed out waiting for '" << entry << "'; log: " << joined_locked());
   }
 
@@ -305,15 +302,15 @@ protected:
           inner_->async_watch(
               std::move(options),
               asio::bind_cancellation_slot(
-                  slot, asio::bind_executor(executor, [this, handler = std::move(handler)](
-                                                          informer::error e,
-                                                          std::shared_ptr<informer::watch_stream> s) mutable {
-                    {
-                      std::lock_guard lock(mutex_);
-                      last_ = s;
-                    }
-                    std::move(handler)(std::move(e), std::move(s));
-                  })));
+                  slot, asio::bind_executor(executor,
+                                            [this, handler = std::move(handler)](
+                                                informer::error e, std::shared_ptr<informer::watch_stream> s) mutable {
+                                              {
+                                                std::lock_guard lock(mutex_);
+                                                last_ = s;
+                                              }
+                                              std::move(handler)(std::move(e), std::move(s));
+                                            })));
         },
         asio::detached);
   }
@@ -371,9 +368,9 @@ BOOST_AUTO_TEST_CASE(async_range_completes_on_the_handlers_executor) {
   h.freeze_etcd();
   // (A slot is not thread-safe: the call completes on the strand, where the signal is emitted.)
   asio::cancellation_signal cancel;
-  auto pending = h.client->async_range(
-      "/r/", etcd::prefix_end("/r/"), {},
-      asio::bind_cancellation_slot(cancel.slot(), asio::bind_executor(strand, asio::use_future)));
+  auto pending =
+      h.client->async_range("/r/", etcd::prefix_end("/r/"), {},
+                            asio::bind_cancellation_slot(cancel.slot(), asio::bind_executor(strand, asio::use_future)));
   std::this_thread::sleep_for(100ms);
   BOOST_TEST((pending.wait_for(0s) == std::future_status::timeout));
   asio::post(strand, [&] { cancel.emit(asio::cancellation_type::terminal); });
@@ -416,13 +413,15 @@ BOOST_AUTO_TEST_CASE(list_pages_one_snapshot_and_reads_old_revisions) {
   // "" and "0": the newest state; a number: exactly that revision.
   auto [e4, newest] = list(*src, {.resource_version = "0"});
   BOOST_REQUIRE(!e4);
-  BOOST_TEST(names(newest.items) == (std::vector<std::string>{"0", "a", "b", "c", "e"}), boost::test_tools::per_element());
+  BOOST_TEST(names(newest.items) == (std::vector<std::string>{"0", "a", "b", "c", "e"}),
+             boost::test_tools::per_element());
   BOOST_TEST(std::stoll(newest.resource_version) > std::stoll(snapshot));
   auto [e5, old] = list(*src, {.resource_version = snapshot});
   BOOST_REQUIRE(!e5);
   BOOST_TEST(names(old.items) == (std::vector<std::string>{"a", "b", "c", "d", "e"}), boost::test_tools::per_element());
   BOOST_TEST(old.resource_version == snapshot);
-  auto [e6, not_older] = list(*src, {.resource_version = snapshot, .match = informer::resource_version_match::not_older_than});
+  auto [e6, not_older] =
+      list(*src, {.resource_version = snapshot, .match = informer::resource_version_match::not_older_than});
   BOOST_REQUIRE(!e6);
   BOOST_TEST(not_older.resource_version == newest.resource_version);
   const std::string future = std::to_string(std::stoll(newest.resource_version) + 100);
@@ -579,7 +578,7 @@ BOOST_AUTO_TEST_CASE(user_decoder_label_extractor_and_namespace_layout) {
   h.put("/kv/prod/api", "team=core\nport=80");
   h.put("/kv/prod/web", "team=edge\nport=443");
   h.put("/kv/dev/api", "team=core\nport=8080");
-  h.put("/kv/global", "team=core");          // no '/': a cluster-scoped name
+  h.put("/kv/global", "team=core");            // no '/': a cluster-scoped name
   h.put("/kv/prod/broken", "no equals sign");  // the decoder's error: reported, skipped
   std::mutex mutex;
   std::vector<etcd::decode_failure> reported;  // guarded by mutex (the hook runs on the io threads)
@@ -610,7 +609,8 @@ BOOST_AUTO_TEST_CASE(user_decoder_label_extractor_and_namespace_layout) {
   BOOST_TEST(src->decode_failures() == 1u);
 
   h.put("/kv/dev/api", "team=edge\nport=8081");
-  BOOST_REQUIRE(eventually([&] { return inf->lister().list("dev", must(informer::label_selector::parse("team=edge"))).size() == 1; }));
+  BOOST_REQUIRE(eventually(
+      [&] { return inf->lister().list("dev", must(informer::label_selector::parse("team=edge"))).size() == 1; }));
   inf->stop();
 }
 
@@ -630,7 +630,7 @@ BOOST_AUTO_TEST_CASE(label_selector_applies_client_side_with_transitions) {
   rec.wait_for("add b");
   h.put("/sel/a", config("search", 4));  // stops matching: DELETED
   rec.wait_for("delete a");
-  h.put("/sel/c", config("search", 5));  // never matches: nothing
+  h.put("/sel/c", config("search", 5));    // never matches: nothing
   h.put("/sel/b", config("payments", 6));  // still matching: MODIFIED
   rec.wait_for("update b");
   BOOST_TEST(!rec.saw("add c"));
@@ -679,7 +679,8 @@ BOOST_AUTO_TEST_CASE(undecodable_values_are_reported_and_skipped) {
     auto a = inf->get_store()->get_by_key("a");
     return a && port_of(*a) == 5;
   }));
-  BOOST_TEST(sorted_keys(*inf->get_store()) == (std::vector<std::string>{"a", "b", "d"}), boost::test_tools::per_element());
+  BOOST_TEST(sorted_keys(*inf->get_store()) == (std::vector<std::string>{"a", "b", "d"}),
+             boost::test_tools::per_element());
   BOOST_TEST(src->decode_failures() == 3u);
   inf->stop();
 }
@@ -713,7 +714,8 @@ BOOST_AUTO_TEST_CASE(compaction_while_disconnected_relists_with_tombstones) {
   rec.wait_for("tombstone b");
   rec.wait_for("add d");
   BOOST_REQUIRE(eventually([&] { return port_of(*inf->get_store()->get_by_key("a")) == 2; }));
-  BOOST_TEST(sorted_keys(*inf->get_store()) == (std::vector<std::string>{"a", "c", "d"}), boost::test_tools::per_element());
+  BOOST_TEST(sorted_keys(*inf->get_store()) == (std::vector<std::string>{"a", "c", "d"}),
+             boost::test_tools::per_element());
   // It watches again: a new change arrives.
   h.put("/cmp/e", config("x", 1));
   rec.wait_for("add e");
@@ -765,7 +767,8 @@ BOOST_AUTO_TEST_CASE(canceling_an_opening_watch_aborts_it) {
   // etcd is frozen (SIGSTOP), so the watch cannot be registered while the slot fires.
   h.freeze_etcd();
   asio::cancellation_signal cancel;
-  auto pending = src->async_watch({}, asio::bind_cancellation_slot(cancel.slot(), asio::bind_executor(strand, asio::use_future)));
+  auto pending =
+      src->async_watch({}, asio::bind_cancellation_slot(cancel.slot(), asio::bind_executor(strand, asio::use_future)));
   std::this_thread::sleep_for(100ms);
   const bool still_opening = pending.wait_for(0s) == std::future_status::timeout;
   asio::post(strand, [&] { cancel.emit(asio::cancellation_type::terminal); });
@@ -797,7 +800,7 @@ BOOST_AUTO_TEST_CASE(canceling_an_opening_watch_aborts_it) {
 // thread, post nothing into the destroyed context (AddressSanitizer reports it if they do).
 BOOST_AUTO_TEST_CASE(a_watch_opening_when_its_executor_is_destroyed_posts_nothing_there) {
   harness h;
-  h.put("/gone/a", config("x", 1));  // connected before etcd freezes
+  h.put("/gone/a", config("x", 1));                // connected before etcd freezes
   auto io = std::make_unique<asio::io_context>();  // never run, as an executor that has stopped
   auto src = etcd::make_generic_source(h.client, io->get_executor(), {.prefix = "/gone/"});
   // etcd is frozen (SIGSTOP), so the watch is still opening when the executor goes.
@@ -805,9 +808,8 @@ BOOST_AUTO_TEST_CASE(a_watch_opening_when_its_executor_is_destroyed_posts_nothin
   auto owned = std::make_shared<int>(0);
   const std::weak_ptr<int> handler_alive = owned;
   std::atomic<bool> completed{false};
-  src->async_watch({}, [owned = std::move(owned), &completed](informer::error, std::shared_ptr<informer::watch_stream>) {
-    completed = true;
-  });
+  src->async_watch({}, [owned = std::move(owned), &completed](
+                           informer::error, std::shared_ptr<informer::watch_stream>) { completed = true; });
   io.reset();
   src.reset();
   h.signal_etcd(SIGCONT);
@@ -830,8 +832,8 @@ BOOST_AUTO_TEST_CASE(a_reader_that_falls_behind_ends_its_stream) {
   const std::string padding(1024, 'p');
   std::int64_t last = 0;
   for (int i = 0; i < writes; ++i) {
-    last = h.put("/fb/k" + std::to_string(i),
-                 R"({"metadata":{"annotations":{"pad":")" + padding + R"("}},"spec":{"port":)" + std::to_string(i) + "}}");
+    last = h.put("/fb/k" + std::to_string(i), R"({"metadata":{"annotations":{"pad":")" + padding +
+                                                  R"("}},"spec":{"port":)" + std::to_string(i) + "}}");
   }
   // Whatever was decoded comes first, in order; then the end, as a cut.
   std::string resume = page.resource_version;

@@ -47,11 +47,16 @@ std::string base64_decode(std::string_view text) {
   int count = 0;
   for (char c : text) {
     int v = -1;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+') v = 62;
-    else if (c == '/') v = 63;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+')
+      v = 62;
+    else if (c == '/')
+      v = 63;
     if (v < 0) continue;
     bits = (bits << 6) | static_cast<std::uint32_t>(v);
     if ((count += 6) >= 8) {
@@ -87,10 +92,10 @@ public:
 
   response get(const std::string& path, const std::string& accept) {
     const auto body_file = work_dir() / ("body-" + std::to_string(++requests_));
-    const auto r = run("curl -sS --max-time 30 --cacert " + shell_quote(cp_.ca_file()) + " -H " +
-                       shell_quote("Authorization: Bearer " + cp_.admin_token()) + " -H " +
-                       shell_quote("Accept: " + accept) + " -o " + shell_quote(body_file.string()) +
-                       " -w '%{http_code}' " + shell_quote(cp_.apiserver_url() + path));
+    const auto r =
+        run("curl -sS --max-time 30 --cacert " + shell_quote(cp_.ca_file()) + " -H " +
+            shell_quote("Authorization: Bearer " + cp_.admin_token()) + " -H " + shell_quote("Accept: " + accept) +
+            " -o " + shell_quote(body_file.string()) + " -w '%{http_code}' " + shell_quote(cp_.apiserver_url() + path));
     response out;
     out.status = r.exit_code == 0 ? std::atoi(r.output.c_str()) : -1;
     out.body = read_file(body_file);
@@ -242,7 +247,8 @@ metadata:
   labels: {app: shop, tier: web}
   annotations: {note: hello}
   ownerReferences:
-  - {apiVersion: v1, kind: ConfigMap, name: settings, uid: )" + owner_uid + R"(, controller: true, blockOwnerDeletion: false}
+  - {apiVersion: v1, kind: ConfigMap, name: settings, uid: )" +
+                       owner_uid + R"(, controller: true, blockOwnerDeletion: false}
 spec:
   initContainers:
   - {name: init, image: "busybox:1.36", command: [sh, -c, "true"]}
@@ -379,8 +385,9 @@ spec:
           status: {type: object, properties: {replicas: {type: integer}}}
 )");
     // A deleted object held by a finalizer: deletionTimestamp and deletionGracePeriodSeconds.
-    c.apply("doomed", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: doomed, namespace: codec, finalizers: "
-                      "[example.com/hold]}\ndata: {a: b}\n");
+    c.apply("doomed",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: doomed, namespace: codec, finalizers: "
+            "[example.com/hold]}\ndata: {a: b}\n");
     c.kubectl("delete configmap doomed -n codec --wait=false");
 
     c.wait_for("the Deployment's pods", [&] {
@@ -389,12 +396,13 @@ spec:
     });
     c.wait_for("the CRD to be established", [&] {
       return c.get_json("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
-                 .at("status")
-                 .as_object()
-                 .contains("acceptedNames");
+          .at("status")
+          .as_object()
+          .contains("acceptedNames");
     });
-    c.apply("widget", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: codec}\n"
-                      "spec: {size: 4, ratio: 0.5, free: {anything: [1, 2.5, true]}}\n");
+    c.apply("widget",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: codec}\n"
+            "spec: {size: 4, ratio: 0.5, free: {anything: [1, 2.5, true]}}\n");
   }
 };
 
@@ -444,9 +452,9 @@ json::value expect_protobuf_equals_json(const std::string& path) {
       if (expected.at("metadata").as_object().contains("name")) {
         auto meta = codec::metadata_to_json(*env);
         BOOST_TEST_REQUIRE(meta.has_value(), path << ": " << meta.error().what());
-        BOOST_TEST(meta->at("metadata") == expected.at("metadata"), path << ": metadata-only decoder differs:"
-                                                                         << describe_diff(meta->at("metadata"),
-                                                                                          expected.at("metadata")));
+        BOOST_TEST(
+            meta->at("metadata") == expected.at("metadata"),
+            path << ": metadata-only decoder differs:" << describe_diff(meta->at("metadata"), expected.at("metadata")));
       }
       return expected;
     }
@@ -541,9 +549,9 @@ BOOST_AUTO_TEST_CASE(objects_read_as_protobuf_equal_their_json) {
 BOOST_AUTO_TEST_CASE(the_fixture_objects_carry_the_special_types) {
   const auto pod = expect_protobuf_equals_json("/api/v1/namespaces/codec/pods/rich");
   const auto& app = pod.at("spec").at("containers").at(0);
-  BOOST_TEST(app.at("resources").at("limits").at("memory") == "1536Mi");  // canonical Quantity
-  BOOST_TEST(app.at("livenessProbe").at("httpGet").at("port") == "http");  // IntOrString string
-  BOOST_TEST(app.at("readinessProbe").at("tcpSocket").at("port") == 8080);  // IntOrString int
+  BOOST_TEST(app.at("resources").at("limits").at("memory") == "1536Mi");                     // canonical Quantity
+  BOOST_TEST(app.at("livenessProbe").at("httpGet").at("port") == "http");                    // IntOrString string
+  BOOST_TEST(app.at("readinessProbe").at("tcpSocket").at("port") == 8080);                   // IntOrString int
   BOOST_TEST(pod.at("spec").at("volumes").at(0).at("emptyDir").at("sizeLimit") == "128Mi");  // inlined VolumeSource
   BOOST_TEST(pod.at("metadata").at("managedFields").at(0).at("fieldsV1").is_object());
   const auto lease = expect_protobuf_equals_json("/apis/coordination.k8s.io/v1/namespaces/codec/leases/leader");

@@ -107,11 +107,10 @@ class cluster {
 public:
   cluster() {
     http_ = std::make_unique<informer::http_client>(
-        informer::http_client::create(io_.ctx.get_executor(),
-                                      {.server = cp_.apiserver_url(),
-                                       .tls = {.ca_file = cp_.ca_file()},
-                                       .bearer_token = cp_.admin_token(),
-                                       .qps = 0})
+        informer::http_client::create(io_.ctx.get_executor(), {.server = cp_.apiserver_url(),
+                                                               .tls = {.ca_file = cp_.ca_file()},
+                                                               .bearer_token = cp_.admin_token(),
+                                                               .qps = 0})
             .value());
     etcd_ = std::make_shared<informer::etcd::client>(
         informer::etcd::client::connect({.endpoints = {cp_.etcd_endpoint()}}).value());
@@ -129,7 +128,8 @@ public:
     auto etcd = informer::etcd::make_kubernetes_source(etcd_, io_.ctx.get_executor(), {.resource = r, .ns = ns});
     pair->via_apiserver =
         informer::shared_informer::create(*api, {.name = "apiserver " + pair->what, .label_selector = selector});
-    pair->via_etcd = informer::shared_informer::create(etcd, {.name = "etcd " + pair->what, .label_selector = selector});
+    pair->via_etcd =
+        informer::shared_informer::create(etcd, {.name = "etcd " + pair->what, .label_selector = selector});
     pair->via_apiserver->run();
     pair->via_etcd->run();
     BOOST_TEST_REQUIRE(informer::wait_for_cache_sync({pair->via_apiserver, pair->via_etcd}, converge_timeout));
@@ -211,9 +211,9 @@ std::string pod(const std::string& name, const std::string& app) {
 }
 
 std::string deployment(const std::string& name, int replicas) {
-  return R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":")" + name +
-         R"(","labels":{"app":")" + name + R"("}},"spec":{"replicas":)" + std::to_string(replicas) +
-         R"(,"selector":{"matchLabels":{"app":")" + name + R"("}},"template":{"metadata":{"labels":{"app":")" + name +
+  return R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":")" + name + R"(","labels":{"app":")" +
+         name + R"("}},"spec":{"replicas":)" + std::to_string(replicas) + R"(,"selector":{"matchLabels":{"app":")" +
+         name + R"("}},"template":{"metadata":{"labels":{"app":")" + name +
          R"("}},"spec":{"containers":[{"name":"main","image":"registry.example.com/app:1.0"}]}}}})";
 }
 

@@ -42,7 +42,7 @@ namespace informer::testing {
 // Thrown when the Kubernetes binaries (or etcd) are not installed: run
 // scripts/provision-control-plane.sh.
 class not_provisioned : public std::runtime_error {
- public:
+public:
   using std::runtime_error::runtime_error;
 };
 
@@ -156,8 +156,8 @@ inline std::map<std::string, std::string> read_env(const std::filesystem::path& 
 
 inline std::filesystem::path make_temp_dir(std::string_view stem) {
   const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = (tmp != nullptr && *tmp != '\0' ? std::string{tmp} : std::string{"/tmp"}) +
-                        "/" + std::string{stem} + "-XXXXXX";
+  std::string pattern =
+      (tmp != nullptr && *tmp != '\0' ? std::string{tmp} : std::string{"/tmp"}) + "/" + std::string{stem} + "-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) {
     throw std::runtime_error("control_plane: mkdtemp failed for " + pattern);
   }
@@ -167,11 +167,10 @@ inline std::filesystem::path make_temp_dir(std::string_view stem) {
 // Owns one control-plane.sh folder: starts in the constructor, stops (and removes the folder,
 // unless INFORMER_KEEP_CONTROL_PLANE=1) in the destructor, which never throws.
 class script_instance {
- public:
+public:
   script_instance(std::string_view start_command, std::vector<std::string> options)
       : dir_(make_temp_dir("informer-cp")) {
-    std::vector<std::string> args{std::string{start_command}, dir_.string(), "--owner-pid",
-                                  std::to_string(::getpid())};
+    std::vector<std::string> args{std::string{start_command}, dir_.string(), "--owner-pid", std::to_string(::getpid())};
     args.insert(args.end(), options.begin(), options.end());
     try {
       run_script_or_throw(args);
@@ -198,7 +197,7 @@ class script_instance {
     env_ = read_env(dir_ / "env");  // the pids changed
   }
 
- private:
+private:
   void stop() noexcept {
     try {
       run_script({"stop", dir_.string()});
@@ -259,23 +258,22 @@ struct control_plane_options {
 
 // etcd + kube-apiserver on loopback, free ports, TLS with a CA of its own (ca_file()).
 class control_plane {
- public:
+public:
   explicit control_plane(control_plane_options options = {}) : instance_("start", to_args(options)) {}
 
   // True when the binaries are provisioned (so the constructor will not throw not_provisioned).
   static bool available() {
-    return detail::executable(detail::kubernetes_bin_dir() / "kube-apiserver") &&
-           detail::etcd_installed();
+    return detail::executable(detail::kubernetes_bin_dir() / "kube-apiserver") && detail::etcd_installed();
   }
 
   const std::filesystem::path& dir() const noexcept { return instance_.dir(); }
   std::string etcd_endpoint() const { return instance_.env("ETCD_ENDPOINT"); }  // http(s)://127.0.0.1:P
   std::string apiserver_url() const { return instance_.env("APISERVER_URL"); }  // https://127.0.0.1:P
   std::string admin_token() const { return instance_.env("ADMIN_TOKEN"); }      // group system:masters
-  std::string user_token() const { return instance_.env("USER_TOKEN"); }  // no RBAC bindings: 403s
-  std::string kubeconfig_path() const { return instance_.env("KUBECONFIG"); }  // admin token
-  std::string ca_file() const { return instance_.env("CA_FILE"); }  // verifies the apiserver (and etcd)
-  std::string admin_cert() const { return instance_.env("ADMIN_CERT"); }  // client cert, system:masters
+  std::string user_token() const { return instance_.env("USER_TOKEN"); }        // no RBAC bindings: 403s
+  std::string kubeconfig_path() const { return instance_.env("KUBECONFIG"); }   // admin token
+  std::string ca_file() const { return instance_.env("CA_FILE"); }              // verifies the apiserver (and etcd)
+  std::string admin_cert() const { return instance_.env("ADMIN_CERT"); }        // client cert, system:masters
   std::string admin_key() const { return instance_.env("ADMIN_KEY"); }
   std::string kubectl() const { return instance_.env("K8S_BIN_DIR") + "/kubectl"; }
   // Any other value of DIR/env (ETCD_CERT, ETCD_KEY, ETCD_PID, KUBE_APISERVER_PID, ...).
@@ -287,7 +285,7 @@ class control_plane {
   // Same for etcd, keeping its data.
   void restart_etcd() { instance_.run("restart-etcd"); }
 
- private:
+private:
   static std::vector<std::string> to_args(const control_plane_options& options) {
     std::vector<std::string> args;
     if (options.with_controller_manager) {
@@ -312,10 +310,9 @@ struct etcd_server_options {
 
 // etcd alone on loopback (data on /dev/shm when available, removed on destruction).
 class etcd_server {
- public:
+public:
   explicit etcd_server(etcd_server_options options = {})
-      : instance_("start-etcd", options.tls ? std::vector<std::string>{"--etcd-tls"}
-                                            : std::vector<std::string>{}) {}
+      : instance_("start-etcd", options.tls ? std::vector<std::string>{"--etcd-tls"} : std::vector<std::string>{}) {}
 
   static bool available() { return detail::etcd_installed(); }
 
@@ -330,7 +327,7 @@ class etcd_server {
   // Kills etcd and starts it again on the same port with the same data; returns once healthy.
   void restart() { instance_.run("restart-etcd"); }
 
- private:
+private:
   detail::script_instance instance_;
 };
 

@@ -189,8 +189,7 @@ struct scripted_state {
       case watch_event_type::deleted:
         if (!before) return std::nullopt;
         break;
-      default:
-        return std::nullopt;
+      default: return std::nullopt;
     }
     return e;
   }
@@ -222,7 +221,10 @@ struct scripted_state {
 };
 
 inline informer::error status_error(std::int32_t code, std::string reason, std::string message) {
-  return status{.code = code, .reason = std::move(reason), .message = std::move(message), .details = {},
+  return status{.code = code,
+                .reason = std::move(reason),
+                .message = std::move(message),
+                .details = {},
                 .retry_after = std::nullopt}
       .to_error();
 }
@@ -294,8 +296,8 @@ protected:
       } else if (w.end) {
         out.push_back({std::move(op), *w.end, {}});
       } else if (w.waiting) {
-        out.push_back({std::move(op), informer::error(boost::asio::error::already_started, "one async_next at a time"),
-                       {}});
+        out.push_back(
+            {std::move(op), informer::error(boost::asio::error::already_started, "one async_next at a time"), {}});
       } else {
         w.waiting = std::move(op);
       }
@@ -427,8 +429,10 @@ public:
       for (const auto& w : state_->watches)
         if (w->bookmarks)
           state_->push_locked(*w,
-                              {.type = watch_event_type::bookmark, .obj = nullptr,
-                               .resource_version = std::to_string(state_->revision), .error_status = {}},
+                              {.type = watch_event_type::bookmark,
+                               .obj = nullptr,
+                               .resource_version = std::to_string(state_->revision),
+                               .error_status = {}},
                               out);
     }
     state_->post(out);
@@ -441,8 +445,8 @@ public:
     {
       informer::lock_guard lock(state_->mutex);
       for (const auto& w : std::vector(state_->watches)) {
-        state_->push_locked(*w, {.type = watch_event_type::error, .obj = nullptr, .resource_version = {}, .error_status = s},
-                            out);
+        state_->push_locked(
+            *w, {.type = watch_event_type::error, .obj = nullptr, .resource_version = {}, .error_status = s}, out);
         state_->finish_locked(*w, informer::error(errc::end_of_stream, "watch closed after an ERROR event"), out);
       }
     }
@@ -633,11 +637,11 @@ private:
       const auto rev = detail::parse_revision(o.resource_version);
       if (!rev) return detail::bad_request("invalid resourceVersion " + o.resource_version);
       if (*rev > st.revision)
-        return detail::status_error(504, "Timeout",
-                                    "Too large resource version: " + o.resource_version +
-                                        ", current: " + std::to_string(st.revision));
-      const bool exact = o.match == resource_version_match::exact ||
-                         (o.match == resource_version_match::unset && o.limit > 0);
+        return detail::status_error(
+            504, "Timeout",
+            "Too large resource version: " + o.resource_version + ", current: " + std::to_string(st.revision));
+      const bool exact =
+          o.match == resource_version_match::exact || (o.match == resource_version_match::unset && o.limit > 0);
       if (exact && *rev < st.compacted)
         return detail::status_error(410, "Expired", "The resourceVersion for the provided list is too old.");
       if (exact)
@@ -675,13 +679,13 @@ private:
       const auto rev = detail::parse_revision(o.resource_version);
       if (!rev) return detail::bad_request("invalid resourceVersion " + o.resource_version);
       if (*rev < st.compacted)
-        return detail::status_error(410, "Expired",
-                                    "too old resource version: " + o.resource_version + " (" +
-                                        std::to_string(st.compacted) + ")");
+        return detail::status_error(
+            410, "Expired",
+            "too old resource version: " + o.resource_version + " (" + std::to_string(st.compacted) + ")");
       if (*rev > st.revision)
-        return detail::status_error(504, "Timeout",
-                                    "Too large resource version: " + o.resource_version +
-                                        ", current: " + std::to_string(st.revision));
+        return detail::status_error(
+            504, "Timeout",
+            "Too large resource version: " + o.resource_version + ", current: " + std::to_string(st.revision));
       from = *rev;
     }
     auto w = std::make_shared<detail::scripted_watch>();

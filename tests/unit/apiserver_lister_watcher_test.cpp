@@ -60,7 +60,9 @@ std::string varint(std::uint64_t v) {
   } while (v);
   return out;
 }
-std::string field(int number, const std::string& bytes) { return varint(number << 3 | 2) + varint(bytes.size()) + bytes; }
+std::string field(int number, const std::string& bytes) {
+  return varint(number << 3 | 2) + varint(bytes.size()) + bytes;
+}
 std::string field_varint(int number, std::uint64_t v) { return varint(number << 3) + varint(v); }
 
 std::string object_meta(const std::string& name, const std::string& rv) {
@@ -72,7 +74,8 @@ std::string configmap_message(const std::string& name, const std::string& rv) {
 std::string frame(const std::string& type, const informer::codec::envelope& env) {
   const std::string event = field(1, type) + field(2, field(1, informer::codec::wrap_envelope(env)));
   const auto n = static_cast<std::uint32_t>(event.size());
-  std::string out{static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
+  std::string out{static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
+                  static_cast<char>(n)};
   return out + event;
 }
 
@@ -81,10 +84,10 @@ std::string frame(const std::string& type, const informer::codec::envelope& env)
 BOOST_AUTO_TEST_SUITE(apiserver_lister_watcher_decoding)
 
 BOOST_AUTO_TEST_CASE(json_events_survive_any_split_and_coalescing) {
-  const std::string stream = cm_event("ADDED", "a", 10) + cm_event("MODIFIED", "a", 11) + "\n" +
-                             cm_event("DELETED", "a", 12) +
-                             R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"15","creationTimestamp":null}}})" +
-                             "\n";
+  const std::string stream =
+      cm_event("ADDED", "a", 10) + cm_event("MODIFIED", "a", 11) + "\n" + cm_event("DELETED", "a", 12) +
+      R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"15","creationTimestamp":null}}})" +
+      "\n";
   for (std::size_t piece : {std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{64}, stream.size()}) {
     watch_decoder d(false, settings());
     auto events = decode_all(d, stream, piece);
@@ -130,8 +133,8 @@ BOOST_AUTO_TEST_CASE(malformed_json_fails_the_stream_and_stays_failed) {
 
 BOOST_AUTO_TEST_CASE(bad_events_are_errors_not_drops) {
   const std::vector<std::string> bad{
-      R"({"type":"ADDED"})",                                                        // no object
-      R"({"type":"SOMETHING","object":{"metadata":{"name":"x"}}})",                 // unknown type
+      R"({"type":"ADDED"})",                                                         // no object
+      R"({"type":"SOMETHING","object":{"metadata":{"name":"x"}}})",                  // unknown type
       R"({"type":"ADDED","object":{"kind":"ConfigMap","metadata":{"labels":{}}}})",  // no name
       R"([1,2,3])",
   };
@@ -193,13 +196,15 @@ BOOST_AUTO_TEST_CASE(json_list_items_get_kind_and_api_version) {
   BOOST_TEST(list->items[0]->to_json().starts_with(R"({"kind":"CronTab","apiVersion":"stable.example.com/v1",)"));
   BOOST_TEST(list->items[0]->field("spec.x")->as_int64() == 1);
 
-  auto empty = decode_list("application/json", R"({"kind":"CronTabList","metadata":{"resourceVersion":"5"},"items":null})",
-                           settings(crontabs));
+  auto empty =
+      decode_list("application/json", R"({"kind":"CronTabList","metadata":{"resourceVersion":"5"},"items":null})",
+                  settings(crontabs));
   BOOST_TEST_REQUIRE(empty.has_value());
   BOOST_TEST(empty->items.empty());
   BOOST_TEST(empty->resource_version == "5");
 
-  auto broken = decode_list("application/json", R"({"kind":"CronTabList","items":[{"metadata":{}}]})", settings(crontabs));
+  auto broken =
+      decode_list("application/json", R"({"kind":"CronTabList","items":[{"metadata":{}}]})", settings(crontabs));
   BOOST_TEST_REQUIRE(broken.has_error());
   BOOST_TEST((broken.error().code() == make_error_code(errc::malformed_response)), broken.error().what());
   BOOST_TEST(decode_list("application/json", "{\"items\":[", settings()).has_error());
@@ -221,7 +226,8 @@ BOOST_AUTO_TEST_CASE(metadata_only_objects_take_the_resources_type) {
 
   watch_decoder d(false, s);
   auto events = decode_all(
-      d, R"({"type":"ADDED","object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{"name":"a","resourceVersion":"10"}}})",
+      d,
+      R"({"type":"ADDED","object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{"name":"a","resourceVersion":"10"}}})",
       1000);
   BOOST_TEST_REQUIRE(events.size() == 1u);
   BOOST_TEST(events[0].obj->kind() == "ConfigMap");
@@ -232,9 +238,10 @@ BOOST_AUTO_TEST_CASE(protobuf_metadata_only_list_and_watch_need_no_schema) {
   namespace codec = informer::codec;
   auto s = settings();
   s.metadata_only = true;
-  const std::string list_raw = field(1, field(2, "31") + field(3, "next") + field_varint(4, 7)) + field(2, field(1, object_meta("a", "30"))) +
-                               field(2, field(1, object_meta("b", "31")));
-  const auto body = codec::wrap_envelope({.api_version = "meta.k8s.io/v1", .kind = "PartialObjectMetadataList", .raw = list_raw});
+  const std::string list_raw = field(1, field(2, "31") + field(3, "next") + field_varint(4, 7)) +
+                               field(2, field(1, object_meta("a", "30"))) + field(2, field(1, object_meta("b", "31")));
+  const auto body =
+      codec::wrap_envelope({.api_version = "meta.k8s.io/v1", .kind = "PartialObjectMetadataList", .raw = list_raw});
   auto list = decode_list("application/vnd.kubernetes.protobuf", body, s);
   BOOST_TEST_REQUIRE(list.has_value(), list.error().what());
   BOOST_TEST(list->resource_version == "31");
@@ -246,9 +253,13 @@ BOOST_AUTO_TEST_CASE(protobuf_metadata_only_list_and_watch_need_no_schema) {
   BOOST_TEST(list->items[1]->ns() == "default");
 
   const std::string stream =
-      frame("ADDED", {.api_version = "meta.k8s.io/v1", .kind = "PartialObjectMetadata", .raw = field(1, object_meta("c", "40"))}) +
-      frame("BOOKMARK", {.api_version = "meta.k8s.io/v1", .kind = "PartialObjectMetadata", .raw = field(1, field(6, "41"))}) +
-      frame("ERROR", {.api_version = "v1", .kind = "Status",
+      frame(
+          "ADDED",
+          {.api_version = "meta.k8s.io/v1", .kind = "PartialObjectMetadata", .raw = field(1, object_meta("c", "40"))}) +
+      frame("BOOKMARK",
+            {.api_version = "meta.k8s.io/v1", .kind = "PartialObjectMetadata", .raw = field(1, field(6, "41"))}) +
+      frame("ERROR", {.api_version = "v1",
+                      .kind = "Status",
                       .raw = field(2, "Failure") + field(3, "too old") + field(4, "Expired") + field_varint(6, 410)});
   for (std::size_t piece : {std::size_t{1}, std::size_t{5}, stream.size()}) {
     watch_decoder d(true, s);
@@ -265,13 +276,13 @@ BOOST_AUTO_TEST_CASE(protobuf_metadata_only_list_and_watch_need_no_schema) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(protobuf_full_objects_decode_like_json, *boost::unit_test::precondition([](auto) {
-                       return informer::codec::has_schemas();
-                     })) {
+BOOST_AUTO_TEST_CASE(protobuf_full_objects_decode_like_json,
+                     *boost::unit_test::precondition([](auto) { return informer::codec::has_schemas(); })) {
   namespace codec = informer::codec;
   const std::string list_raw = field(1, field(2, "12")) + field(2, configmap_message("a", "11"));
-  auto list = decode_list("application/vnd.kubernetes.protobuf",
-                          codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMapList", .raw = list_raw}), settings());
+  auto list =
+      decode_list("application/vnd.kubernetes.protobuf",
+                  codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMapList", .raw = list_raw}), settings());
   BOOST_TEST_REQUIRE(list.has_value(), list.error().what());
   BOOST_TEST_REQUIRE(list->items.size() == 1u);
   const auto& from_protobuf = *list->items[0];
@@ -281,10 +292,12 @@ BOOST_AUTO_TEST_CASE(protobuf_full_objects_decode_like_json, *boost::unit_test::
       R"({"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"12"},"items":[{"metadata":{"name":"a","namespace":"default","resourceVersion":"11","creationTimestamp":null},"data":{"k":"v"}}]})",
       settings());
   BOOST_TEST_REQUIRE(json.has_value(), json.error().what());
-  BOOST_TEST(same_content(from_protobuf, *json->items[0]), from_protobuf.to_json() << " vs " << json->items[0]->to_json());
+  BOOST_TEST(same_content(from_protobuf, *json->items[0]), from_protobuf.to_json()
+                                                               << " vs " << json->items[0]->to_json());
 
   watch_decoder d(true, settings());
-  auto events = decode_all(d, frame("MODIFIED", {.api_version = "v1", .kind = "ConfigMap", .raw = configmap_message("a", "13")}), 3);
+  auto events = decode_all(
+      d, frame("MODIFIED", {.api_version = "v1", .kind = "ConfigMap", .raw = configmap_message("a", "13")}), 3);
   BOOST_TEST_REQUIRE(events.size() == 1u);
   BOOST_TEST((events[0].type == watch_event_type::modified));
   BOOST_TEST(events[0].obj->field("data.k")->as_string() == "v");
@@ -323,7 +336,8 @@ BOOST_AUTO_TEST_CASE(create_checks_the_combination) {
   auto scoped = apiserver_lister_watcher::create(*client, nodes, {.ns = "default"});
   BOOST_TEST_REQUIRE(scoped.has_error());
   BOOST_TEST((scoped.error().code() == make_error_code(errc::invalid_argument)), scoped.error().what());
-  auto cr_protobuf = apiserver_lister_watcher::create(*client, crontabs, {.encoding = informer::wire_encoding::protobuf});
+  auto cr_protobuf =
+      apiserver_lister_watcher::create(*client, crontabs, {.encoding = informer::wire_encoding::protobuf});
   BOOST_TEST_REQUIRE(cr_protobuf.has_error());
   BOOST_TEST_MESSAGE(cr_protobuf.error().what());
   BOOST_TEST(apiserver_lister_watcher::create(*client, crontabs,

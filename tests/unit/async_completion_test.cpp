@@ -175,15 +175,15 @@ BOOST_AUTO_TEST_CASE(destroyed_uncompleted_releases_handler_and_work) {
   auto token = std::make_shared<int>(0);
   bool called = false;
   asio::cancellation_signal signal;
-  auto op = completion::create(asio::bind_cancellation_slot(signal.slot(), [token, &called](boost::system::error_code,
-                                                                                            int) { called = true; }),
-                               io.get_executor());
+  auto op = completion::create(
+      asio::bind_cancellation_slot(signal.slot(), [token, &called](boost::system::error_code, int) { called = true; }),
+      io.get_executor());
   op->cancel_with(asio::error::operation_aborted, 0);
   BOOST_TEST(token.use_count() == 2);
   op.reset();
-  BOOST_TEST(token.use_count() == 1);  // the handler went with it, uninvoked
+  BOOST_TEST(token.use_count() == 1);              // the handler went with it, uninvoked
   signal.emit(asio::cancellation_type::terminal);  // a late signal finds nothing
-  BOOST_TEST(io.run() == 0u);  // no work left behind
+  BOOST_TEST(io.run() == 0u);                      // no work left behind
   BOOST_TEST(!called);
 }
 

@@ -15,16 +15,16 @@
 #include <string>
 #include <vector>
 
-using informer::condition;
 using boost::system::error_code;
+using informer::condition;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 
 namespace {
 
 constexpr condition all_conditions[] = {
-    condition::stream_cut,   condition::unreachable,      condition::relist_required, condition::throttled,
-    condition::unauthorized, condition::forbidden,        condition::not_found,       condition::conflict,
+    condition::stream_cut,       condition::unreachable, condition::relist_required, condition::throttled,
+    condition::unauthorized,     condition::forbidden,   condition::not_found,       condition::conflict,
     condition::invalid_argument, condition::undecodable, condition::server_error,    condition::cancelled,
 };
 
@@ -44,8 +44,8 @@ std::vector<std::string> named(std::initializer_list<condition> cs) {
 }
 
 void expect(const error_code& code, std::initializer_list<condition> expected) {
-  BOOST_TEST(conditions_of(code) == named(expected), code.category().name() << ":" << code.value() << " ("
-                                                                             << code.message() << ")");
+  BOOST_TEST(conditions_of(code) == named(expected), code.category().name()
+                                                         << ":" << code.value() << " (" << code.message() << ")");
 }
 
 }  // namespace

@@ -19,8 +19,8 @@
 
 using namespace std::chrono_literals;
 using informer::controller;
-using informer::testing::eventually;
 using informer::reconcile_result;
+using informer::testing::eventually;
 using steady = std::chrono::steady_clock;
 
 namespace {
@@ -88,16 +88,15 @@ BOOST_AUTO_TEST_CASE(errors_are_retried_with_growing_delay) {
         return reconcile_result{};
       },
       .limiter = backoff(base),
-      .metrics =
-          {
-              .on_reconcile_latency = [&](std::chrono::nanoseconds) { ++latencies; },
-              .on_error =
-                  [&](const std::string& key, std::string_view message) {
-                    // Boost.Test assertions are not thread-safe: count what matches instead.
-                    if (key == "k" && message == "not found") ++errors;
-                  },
-              .on_retry = [&](const std::string&) { ++retries; },
-          },
+      .metrics = {
+          .on_reconcile_latency = [&](std::chrono::nanoseconds) { ++latencies; },
+          .on_error =
+              [&](const std::string& key, std::string_view message) {
+                // Boost.Test assertions are not thread-safe: count what matches instead.
+                if (key == "k" && message == "not found") ++errors;
+              },
+          .on_retry = [&](const std::string&) { ++retries; },
+      },
   });
   BOOST_TEST_REQUIRE(c.run().has_value());
   c.enqueue("k");

@@ -18,8 +18,8 @@ using namespace informer;
 namespace {
 
 object::ptr make(const std::string& name, int rv = 1) {
-  auto parsed = object::parse(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"namespace":"ns","name":")" +
-                              name + R"(","resourceVersion":")" + std::to_string(rv) + R"("}})");
+  auto parsed = object::parse(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"namespace":"ns","name":")" + name +
+                              R"(","resourceVersion":")" + std::to_string(rv) + R"("}})");
   BOOST_REQUIRE(parsed.has_value());
   return *parsed;
 }
@@ -285,10 +285,9 @@ BOOST_AUTO_TEST_CASE(requeue_puts_deltas_back_ahead_of_newer_ones) {
   BOOST_TEST((fifo.list_keys() == std::vector<std::string>{"ns/a", "ns/b"}));
 
   // A throwing process requeues too.
-  BOOST_CHECK_THROW(fifo.pop([](const std::string&, const delta_list&, bool) -> process_result {
-    throw std::runtime_error("boom");
-  }),
-                    std::runtime_error);
+  BOOST_CHECK_THROW(
+      fifo.pop([](const std::string&, const delta_list&, bool) -> process_result { throw std::runtime_error("boom"); }),
+      std::runtime_error);
   BOOST_TEST((fifo.list_keys() == std::vector<std::string>{"ns/b", "ns/a"}));
   BOOST_TEST(fifo.get_by_key("ns/a")->size() == 2u);
 }

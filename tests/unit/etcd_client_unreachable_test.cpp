@@ -70,8 +70,7 @@ public:
   }
   etcd::watch_update wait(std::chrono::seconds patience = 20s) {
     std::unique_lock lock(mutex_);
-    BOOST_REQUIRE_MESSAGE(changed_.wait_for(lock, patience, [&] { return update_.has_value(); }),
-                          "no final update");
+    BOOST_REQUIRE_MESSAGE(changed_.wait_for(lock, patience, [&] { return update_.has_value(); }), "no final update");
     return *update_;
   }
   bool arrived() {
@@ -130,9 +129,7 @@ BOOST_AUTO_TEST_CASE(authenticating_does_not_hold_up_the_clients_thread) {
     auto handle = c.watch("/a", {}, first.callback());
     std::this_thread::sleep_for(200ms);  // the Authenticate call is out
     const auto started = std::chrono::steady_clock::now();
-    {
-      auto other = c.watch("/b", {}, second.callback());
-    }
+    { auto other = c.watch("/b", {}, second.callback()); }
     BOOST_TEST(second.arrived());
     BOOST_TEST((std::chrono::steady_clock::now() - started < 4s));
   }

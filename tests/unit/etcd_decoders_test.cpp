@@ -46,8 +46,9 @@ BOOST_AUTO_TEST_CASE(storage_prefixes_follow_kube_apiserver_1_20) {
   BOOST_TEST(etcd::storage_prefix(builtin("podsecuritypolicies")) == "podsecuritypolicy");
   BOOST_TEST(etcd::storage_prefix(builtin("customresourcedefinitions")) ==
              "apiextensions.k8s.io/customresourcedefinitions");
-  BOOST_TEST(etcd::storage_prefix({.group = "stable.example.com", .version = "v1", .plural = "crontabs",
-                                   .kind = "CronTab"}) == "stable.example.com/crontabs");
+  BOOST_TEST(
+      etcd::storage_prefix({.group = "stable.example.com", .version = "v1", .plural = "crontabs", .kind = "CronTab"}) ==
+      "stable.example.com/crontabs");
 
   BOOST_TEST(etcd::key_prefix({.resource = builtin("pods")}) == "/registry/pods/");
   BOOST_TEST(etcd::key_prefix({.resource = builtin("pods"), .ns = "default"}) == "/registry/pods/default/");
@@ -60,12 +61,23 @@ BOOST_AUTO_TEST_CASE(kubernetes_values_become_the_servers_objects) {
   auto decoder = etcd::make_kubernetes_decoder({.resource = builtin("configmaps")});
   // A ConfigMap as kube-apiserver stores it: k8s\0 + runtime.Unknown around
   // ConfigMap{metadata{name: "cm", namespace: "ns", uid: "u1"}, data{"k": "v"}}.
-  const std::string meta = std::string("\x0a\x02" "cm" "\x1a\x02" "ns" "\x2a\x02" "u1", 12);
-  const std::string entry = std::string("\x0a\x01" "k" "\x12\x01" "v", 6);
+  const std::string meta = std::string(
+      "\x0a\x02"
+      "cm"
+      "\x1a\x02"
+      "ns"
+      "\x2a\x02"
+      "u1",
+      12);
+  const std::string entry = std::string(
+      "\x0a\x01"
+      "k"
+      "\x12\x01"
+      "v",
+      6);
   const std::string raw = "\x0a" + std::string(1, static_cast<char>(meta.size())) + meta + "\x12" +
                           std::string(1, static_cast<char>(entry.size())) + entry;
-  const std::string stored =
-      informer::codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMap", .raw = raw});
+  const std::string stored = informer::codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMap", .raw = raw});
   if (informer::codec::has_schemas()) {
     auto obj = decoder->decode(kv("/registry/configmaps/ns/cm", stored, 42), 42);
     BOOST_TEST_REQUIRE(obj.has_value(), (obj ? "" : obj.error().what()));
@@ -79,7 +91,9 @@ BOOST_AUTO_TEST_CASE(kubernetes_values_become_the_servers_objects) {
 
   // JSON values (custom resources, CRDs) get the revision too.
   auto cr = decoder->decode(
-      kv("/registry/x/y/ns/w", R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","namespace":"ns"},"spec":{}})", 7), 9);
+      kv("/registry/x/y/ns/w",
+         R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","namespace":"ns"},"spec":{}})", 7),
+      9);
   BOOST_TEST_REQUIRE(cr.has_value());
   BOOST_TEST((*cr)->resource_version() == "9");
 
@@ -134,9 +148,10 @@ BOOST_AUTO_TEST_CASE(generic_values_named_by_their_keys) {
        .decode = [](std::string_view, std::string_view value) -> informer::detailed_result<json::value> {
          return json::value{{"spec", json::value{{"raw", value}}}};
        },
-       .labels = [](std::string_view key, const json::value&) {
-         return informer::label_set{{"from", key.ends_with("a") ? "a" : "other"}};
-       }});
+       .labels =
+           [](std::string_view key, const json::value&) {
+             return informer::label_set{{"from", key.ends_with("a") ? "a" : "other"}};
+           }});
   auto namespaced = nested->decode(kv("/cfg/prod/a", "bytes", 5), 5);
   BOOST_TEST_REQUIRE(namespaced.has_value(), (namespaced ? "" : namespaced.error().what()));
   BOOST_TEST((*namespaced)->ns() == "prod");

@@ -369,7 +369,7 @@ BOOST_AUTO_TEST_CASE(a_refused_token_retires_the_stream_and_retries_once_with_a_
 
   f.respond(2, refused);  // /b again: no second retry
   BOOST_TEST(has(f.updates[2].back().failure, informer::errc::forbidden));
-  BOOST_REQUIRE_EQUAL(f.opened.size(), 3u);  // for /c, moved off the retired stream
+  BOOST_REQUIRE_EQUAL(f.opened.size(), 3u);      // for /c, moved off the retired stream
   BOOST_TEST(f.opened[2].stale_token_of == 0u);  // the token is new: /b is truly forbidden
   BOOST_TEST(f.closed == (std::vector<std::uint64_t>{2}), boost::test_tools::per_element());
 
@@ -383,7 +383,10 @@ BOOST_AUTO_TEST_CASE(a_refused_token_retires_the_stream_and_retries_once_with_a_
 BOOST_AUTO_TEST_CASE(a_refusal_without_credentials_is_forbidden) {
   fake f;
   f.add(1, spec("/a"));
-  f.respond(1, {.watch_id = -1, .revision = 10, .created = true, .canceled = true,
+  f.respond(1, {.watch_id = -1,
+                .revision = 10,
+                .created = true,
+                .canceled = true,
                 .cancel_reason = "etcdserver: permission denied"});
   BOOST_TEST(has(f.updates[1].back().failure, informer::errc::forbidden));
   BOOST_TEST(f.opened.size() == 1u);

@@ -31,7 +31,9 @@ void expect_error(std::string_view text, std::size_t position) {
   BOOST_TEST(r.error().detail().starts_with(at), text << ": " << r.error().detail());
 }
 
-std::vector<field_requirement> reqs(const field_selector& s) { return {s.requirements().begin(), s.requirements().end()}; }
+std::vector<field_requirement> reqs(const field_selector& s) {
+  return {s.requirements().begin(), s.requirements().end()};
+}
 
 object::ptr make(std::string_view json) {
   auto r = object::parse(json);
@@ -97,9 +99,7 @@ BOOST_AUTO_TEST_CASE(escapes) {
   BOOST_TEST(field_selector::escape_value(R"(a,b=c\d!e)") == R"(a\,b\=c\\d!e)");
 }
 
-BOOST_AUTO_TEST_CASE(empty_terms_are_skipped) {
-  BOOST_TEST(must_parse(",a=b,,c=d,") == must_parse("a=b,c=d"));
-}
+BOOST_AUTO_TEST_CASE(empty_terms_are_skipped) { BOOST_TEST(must_parse(",a=b,,c=d,") == must_parse("a=b,c=d")); }
 
 BOOST_AUTO_TEST_SUITE_END()
 

@@ -148,8 +148,7 @@ BOOST_AUTO_TEST_CASE(replace_keeps_last_duplicate_and_custom_key_func) {
 BOOST_AUTO_TEST_CASE(readers_see_whole_objects_during_heavy_writes) {
   indexer store;
   constexpr int keys = 50;
-  for (int k = 0; k < keys; ++k)
-    store.add(make("ns", "o" + std::to_string(k), R"({"gen":"0","mirror":"0"})", "0"));
+  for (int k = 0; k < keys; ++k) store.add(make("ns", "o" + std::to_string(k), R"({"gen":"0","mirror":"0"})", "0"));
   std::atomic<bool> stop{false};
   std::atomic<long> reads{0};
   std::atomic<long> torn{0};  // Boost.Test assertions are not thread-safe: count, check after join
@@ -218,8 +217,9 @@ BOOST_AUTO_TEST_CASE(a_one_percent_query_reads_only_its_matches) {
   indexer store;
   std::vector<object::ptr> objects;
   for (int i = 0; i < 100000; ++i) {
-    objects.push_back(make("ns-" + std::to_string(i % 10), "o" + std::to_string(i),
-                           R"({"app":"a)" + std::to_string(i % 100) + R"(","shard":"s)" + std::to_string(i % 7) + "\"}"));
+    objects.push_back(
+        make("ns-" + std::to_string(i % 10), "o" + std::to_string(i),
+             R"({"app":"a)" + std::to_string(i % 100) + R"(","shard":"s)" + std::to_string(i % 7) + "\"}"));
   }
   store.replace(std::move(objects));
   auto plan = store.explain("", sel("app=a42"));

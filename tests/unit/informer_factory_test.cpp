@@ -65,36 +65,44 @@ private:
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(canonical_key_normalises_selectors) {
-  const auto k = canonical({.resource = "v1/pods", .label_selector = "tier in (b, a), app=web", .field_selector = "spec.nodeName=n1,metadata.name=x"});
+  const auto k = canonical({.resource = "v1/pods",
+                            .label_selector = "tier in (b, a), app=web",
+                            .field_selector = "spec.nodeName=n1,metadata.name=x"});
   BOOST_TEST(k.label_selector == "app=web,tier in (a,b)");
   BOOST_TEST(k.field_selector == "metadata.name=x,spec.nodeName=n1");
   // Text that does not parse is kept; the source will reject it.
   BOOST_TEST(canonical({.resource = "v1/pods", .label_selector = "a in"}).label_selector == "a in");
-  BOOST_TEST(to_string(informer_key{.resource = "v1/pods", .ns = "ns", .label_selector = "app=web",
-                                    .field_selector = "spec.nodeName=n1", .source_kind = "etcd"}) ==
+  BOOST_TEST(to_string(informer_key{.resource = "v1/pods",
+                                    .ns = "ns",
+                                    .label_selector = "app=web",
+                                    .field_selector = "spec.nodeName=n1",
+                                    .source_kind = "etcd"}) ==
              "v1/pods in ns where app=web and spec.nodeName=n1 from etcd");
 }
 
 BOOST_AUTO_TEST_CASE(one_informer_per_key) {
   source_registry sources;
   informer_factory factory;
-  const informer_key web{.resource = "v1/configmaps", .ns = "ns", .label_selector = "app=web,tier=a",
-                         .source_kind = "scripted"};
+  const informer_key web{
+      .resource = "v1/configmaps", .ns = "ns", .label_selector = "app=web,tier=a", .source_kind = "scripted"};
   auto a = factory.for_resource(web, sources.maker());
-  auto same = factory.for_resource({.resource = "v1/configmaps", .ns = "ns", .label_selector = "tier = a, app=web",
-                                    .source_kind = "scripted"},
-                                   sources.maker());
-  auto other_selector = factory.for_resource({.resource = "v1/configmaps", .ns = "ns", .label_selector = "app=db",
-                                              .source_kind = "scripted"},
-                                             sources.maker());
-  auto other_ns = factory.for_resource({.resource = "v1/configmaps", .ns = "other", .label_selector = "app=web,tier=a",
-                                        .source_kind = "scripted"},
-                                       sources.maker());
-  auto other_source = factory.for_resource({.resource = "v1/configmaps", .ns = "ns", .label_selector = "app=web,tier=a",
-                                            .source_kind = "etcd"},
-                                           sources.maker());
-  auto other_fields = factory.for_resource({.resource = "v1/configmaps", .ns = "ns", .label_selector = "app=web,tier=a",
-                                            .field_selector = "metadata.name=a", .source_kind = "scripted"},
+  auto same = factory.for_resource(
+      {.resource = "v1/configmaps", .ns = "ns", .label_selector = "tier = a, app=web", .source_kind = "scripted"},
+      sources.maker());
+  auto other_selector = factory.for_resource(
+      {.resource = "v1/configmaps", .ns = "ns", .label_selector = "app=db", .source_kind = "scripted"},
+      sources.maker());
+  auto other_ns = factory.for_resource(
+      {.resource = "v1/configmaps", .ns = "other", .label_selector = "app=web,tier=a", .source_kind = "scripted"},
+      sources.maker());
+  auto other_source = factory.for_resource(
+      {.resource = "v1/configmaps", .ns = "ns", .label_selector = "app=web,tier=a", .source_kind = "etcd"},
+      sources.maker());
+  auto other_fields = factory.for_resource({.resource = "v1/configmaps",
+                                            .ns = "ns",
+                                            .label_selector = "app=web,tier=a",
+                                            .field_selector = "metadata.name=a",
+                                            .source_kind = "scripted"},
                                            sources.maker());
   BOOST_TEST(a == same);
   BOOST_TEST(a != other_selector);
@@ -165,7 +173,8 @@ BOOST_AUTO_TEST_CASE(shutdown_with_events_in_flight_is_clean_and_prompt) {
     const auto started = std::chrono::steady_clock::now();
     factory.shutdown();
     const auto took = std::chrono::steady_clock::now() - started;
-    BOOST_TEST_MESSAGE("shutdown took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+    BOOST_TEST_MESSAGE("shutdown took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                                        << " ms");
     BOOST_TEST((took < 3s));
     for (const auto& inf : informers) BOOST_TEST(inf->stopped());
 

@@ -225,14 +225,16 @@ BOOST_AUTO_TEST_CASE(context_override_and_unknown_names) {
   BOOST_TEST(contains(e.detail(), "admin@prod, viewer@prod"), e.detail());
   BOOST_TEST(contains(e.detail(), file.string()), e.detail());
 
-  write(file, "clusters: []\nusers: []\ncontexts:\n- name: c\n  context:\n    cluster: gone\n    user: u\n"
-              "current-context: c\n");
+  write(file,
+        "clusters: []\nusers: []\ncontexts:\n- name: c\n  context:\n    cluster: gone\n    user: u\n"
+        "current-context: c\n");
   const auto no_cluster = must_fail({.files = {file}});
   BOOST_TEST(no_cluster.code() == make_error_code(errc::not_found));
   BOOST_TEST(contains(no_cluster.detail(), "cluster \"gone\" of context \"c\" not found"), no_cluster.detail());
 
-  write(file, "clusters:\n- name: k\n  cluster:\n    server: https://k:443\n    insecure-skip-tls-verify: true\n"
-              "contexts:\n- name: c\n  context:\n    cluster: k\n    user: ghost\ncurrent-context: c\n");
+  write(file,
+        "clusters:\n- name: k\n  cluster:\n    server: https://k:443\n    insecure-skip-tls-verify: true\n"
+        "contexts:\n- name: c\n  context:\n    cluster: k\n    user: ghost\ncurrent-context: c\n");
   const auto no_user = must_fail({.files = {file}});
   BOOST_TEST(no_user.code() == make_error_code(errc::not_found));
   BOOST_TEST(contains(no_user.detail(), "user \"ghost\" of context \"c\" not found"), no_user.detail());
@@ -280,9 +282,9 @@ BOOST_AUTO_TEST_CASE(bad_base64_and_bad_certificates) {
   BOOST_TEST(contains(e.detail(), "no PEM certificate"), e.detail());
 
   const auto other = make_certificate("other");
-  write(file, two_contexts("    insecure-skip-tls-verify: true\n",
-                           "    client-certificate-data: " + base64(client().cert) + "\n    client-key-data: " +
-                               base64(other.key) + "\n"));
+  write(file,
+        two_contexts("    insecure-skip-tls-verify: true\n", "    client-certificate-data: " + base64(client().cert) +
+                                                                 "\n    client-key-data: " + base64(other.key) + "\n"));
   e = must_fail({.files = {file}});
   BOOST_TEST(e.code() == make_error_code(errc::invalid_config));
   BOOST_TEST(contains(e.detail(), "does not match"), e.detail());
@@ -292,8 +294,9 @@ BOOST_AUTO_TEST_CASE(bad_base64_and_bad_certificates) {
   e = must_fail({.files = {file}});
   BOOST_TEST(contains(e.detail(), "without a client key"), e.detail());
 
-  write(file, two_contexts("    insecure-skip-tls-verify: true\n    certificate-authority-data: " + base64(ca().cert) + "\n",
-                           "    token: t\n"));
+  write(file,
+        two_contexts("    insecure-skip-tls-verify: true\n    certificate-authority-data: " + base64(ca().cert) + "\n",
+                     "    token: t\n"));
   e = must_fail({.files = {file}});
   BOOST_TEST(contains(e.detail(), "insecure_skip_tls_verify together with a CA"), e.detail());
 }
@@ -316,7 +319,8 @@ BOOST_AUTO_TEST_CASE(unsupported_credentials_are_refused) {
   BOOST_TEST(c.error().code() == make_error_code(errc::invalid_config));
   BOOST_TEST(contains(c.error().detail(), "exec"), c.error().detail());
 
-  c = informer::parse_kubeconfig(two_contexts("    insecure-skip-tls-verify: true\n", "    token: t\n    as: root\n"), dir);
+  c = informer::parse_kubeconfig(two_contexts("    insecure-skip-tls-verify: true\n", "    token: t\n    as: root\n"),
+                                 dir);
   BOOST_TEST_REQUIRE(c.has_error());
   BOOST_TEST(contains(c.error().detail(), "impersonation"), c.error().detail());
 }
@@ -332,10 +336,10 @@ BOOST_AUTO_TEST_CASE(kubeconfig_variable_skips_missing_files_and_merges) {
         "clusters:\n- name: k\n  cluster:\n    server: https://second:6443\n"
         "users:\n- name: me\n  user:\n    token: merged-token\n"
         "current-context: other\n");
-  ::setenv("KUBECONFIG", ((dir / "missing.yaml").string() + ":" + (dir / "a.yaml").string() + "::" +
-                          (dir / "b.yaml").string())
-                             .c_str(),
-           1);
+  ::setenv(
+      "KUBECONFIG",
+      ((dir / "missing.yaml").string() + ":" + (dir / "a.yaml").string() + "::" + (dir / "b.yaml").string()).c_str(),
+      1);
   const auto c = must_load({});
   BOOST_TEST(c.server == "https://first:6443");
   BOOST_TEST(c.bearer_token == "merged-token");

@@ -44,7 +44,9 @@ void expect_json_error(std::string_view json, errc code, std::string_view detail
   BOOST_TEST(r.error().detail().find(detail_part) != std::string::npos, json << ": " << r.error().detail());
 }
 
-std::vector<label_requirement> reqs(const label_selector& s) { return {s.requirements().begin(), s.requirements().end()}; }
+std::vector<label_requirement> reqs(const label_selector& s) {
+  return {s.requirements().begin(), s.requirements().end()};
+}
 
 }  // namespace
 
@@ -68,9 +70,8 @@ BOOST_AUTO_TEST_CASE(empty_selects_everything) {
 BOOST_AUTO_TEST_CASE(every_operator) {
   auto s = must_parse("a=1,b==2,c!=3,d in (x,y),e notin (z),f,!g");
   std::vector<label_requirement> want = {
-      {"a", selector_op::equals, {"1"}},     {"b", selector_op::equals, {"2"}},
-      {"c", selector_op::not_equals, {"3"}}, {"d", selector_op::in, {"x", "y"}},
-      {"e", selector_op::not_in, {"z"}},     {"f", selector_op::exists, {}},
+      {"a", selector_op::equals, {"1"}},      {"b", selector_op::equals, {"2"}}, {"c", selector_op::not_equals, {"3"}},
+      {"d", selector_op::in, {"x", "y"}},     {"e", selector_op::not_in, {"z"}}, {"f", selector_op::exists, {}},
       {"g", selector_op::does_not_exist, {}},
   };
   BOOST_TEST(reqs(s) == want);
@@ -97,8 +98,8 @@ BOOST_AUTO_TEST_CASE(whitespace_is_tolerated) {
 
 BOOST_AUTO_TEST_CASE(empty_values) {
   BOOST_TEST(reqs(must_parse("a=")) == (std::vector<label_requirement>{{"a", selector_op::equals, {""}}}));
-  BOOST_TEST(reqs(must_parse("a!=,b")) == (std::vector<label_requirement>{{"a", selector_op::not_equals, {""}},
-                                                                           {"b", selector_op::exists, {}}}));
+  BOOST_TEST(reqs(must_parse("a!=,b")) ==
+             (std::vector<label_requirement>{{"a", selector_op::not_equals, {""}}, {"b", selector_op::exists, {}}}));
   // Kubernetes reads empty set members as empty values.
   BOOST_TEST(reqs(must_parse("a in ()")) == (std::vector<label_requirement>{{"a", selector_op::in, {""}}}));
   BOOST_TEST(reqs(must_parse("a in (,x)")) == (std::vector<label_requirement>{{"a", selector_op::in, {"", "x"}}}));
@@ -222,12 +223,9 @@ BOOST_AUTO_TEST_CASE(match_labels_and_expressions) {
       {"key": "legacy", "operator": "DoesNotExist", "values": []}
     ]})");
   std::vector<label_requirement> want = {
-      {"app", selector_op::equals, {"web"}},
-      {"canary", selector_op::exists, {}},
-      {"env", selector_op::in, {"dev", "prod"}},
-      {"example.com/tier", selector_op::equals, {""}},
-      {"legacy", selector_op::does_not_exist, {}},
-      {"zone", selector_op::not_in, {"b"}},
+      {"app", selector_op::equals, {"web"}},       {"canary", selector_op::exists, {}},
+      {"env", selector_op::in, {"dev", "prod"}},   {"example.com/tier", selector_op::equals, {""}},
+      {"legacy", selector_op::does_not_exist, {}}, {"zone", selector_op::not_in, {"b"}},
   };
   BOOST_TEST(reqs(s) == want);
   BOOST_TEST(s.to_string() == "app=web,canary,env in (dev,prod),example.com/tier=,!legacy,zone notin (b)");
@@ -235,8 +233,8 @@ BOOST_AUTO_TEST_CASE(match_labels_and_expressions) {
 }
 
 BOOST_AUTO_TEST_CASE(null_and_empty_select_everything) {
-  for (std::string_view json :
-       {"null", "{}", R"({"matchLabels": {}, "matchExpressions": []})", R"({"matchLabels": null, "matchExpressions": null})"}) {
+  for (std::string_view json : {"null", "{}", R"({"matchLabels": {}, "matchExpressions": []})",
+                                R"({"matchLabels": null, "matchExpressions": null})"}) {
     auto s = must_from_json(json);
     BOOST_TEST(s.empty(), json);
     BOOST_TEST(s.matches(label_set{{"x", "y"}}));
@@ -256,8 +254,7 @@ BOOST_AUTO_TEST_CASE(invalid_forms) {
                     "matchExpressions[0].key");
   expect_json_error(R"({"matchExpressions": [{"key": "a b", "operator": "Exists"}]})", errc::invalid_label,
                     "matchExpressions[0].key");
-  expect_json_error(R"({"matchExpressions": [{"key": "a"}]})", errc::invalid_selector,
-                    "matchExpressions[0].operator");
+  expect_json_error(R"({"matchExpressions": [{"key": "a"}]})", errc::invalid_selector, "matchExpressions[0].operator");
   expect_json_error(R"({"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]})",
                     errc::invalid_selector, R"("Equals" is not a valid operator)");
   expect_json_error(R"({"matchExpressions": [{"key": "a", "operator": "in", "values": ["x"]}]})",
@@ -272,8 +269,8 @@ BOOST_AUTO_TEST_CASE(invalid_forms) {
                     errc::invalid_selector, "takes no values");
   expect_json_error(R"({"matchExpressions": [{"key": "a", "operator": "DoesNotExist", "values": ["x"]}]})",
                     errc::invalid_selector, "takes no values");
-  expect_json_error(R"({"matchExpressions": [{"key": "a", "operator": "In", "values": "x"}]})",
-                    errc::invalid_selector, "matchExpressions[0].values");
+  expect_json_error(R"({"matchExpressions": [{"key": "a", "operator": "In", "values": "x"}]})", errc::invalid_selector,
+                    "matchExpressions[0].values");
   expect_json_error(R"({"matchExpressions": [{"key": "a", "operator": "In", "values": ["x", 1]}]})",
                     errc::invalid_selector, "matchExpressions[0].values[1]");
   expect_json_error(R"({"matchExpressions": [{"key": "a", "operator": "In", "values": ["x", "y!"]}]})",

@@ -90,6 +90,4 @@ BOOST_AUTO_TEST_CASE(lister_sees_later_changes_and_outlives_its_creator) {
   BOOST_TEST(l.store().size() == 4u);
 }
 
-BOOST_AUTO_TEST_CASE(null_indexer_is_rejected) {
-  BOOST_CHECK_THROW(lister(nullptr), std::invalid_argument);
-}
+BOOST_AUTO_TEST_CASE(null_indexer_is_rejected) { BOOST_CHECK_THROW(lister(nullptr), std::invalid_argument); }

@@ -13,20 +13,22 @@ namespace {
 // Whether another thread can take `m` right now (a thread may not try_lock a mutex it holds).
 template <class Mutex>
 bool free_elsewhere(Mutex& m) {
-  return std::async(std::launch::async, [&m] {
-           if (!m.try_lock()) return false;
-           m.unlock();
-           return true;
-         })
+  return std::async(std::launch::async,
+                    [&m] {
+                      if (!m.try_lock()) return false;
+                      m.unlock();
+                      return true;
+                    })
       .get();
 }
 
 bool shareable_elsewhere(informer::shared_mutex& m) {
-  return std::async(std::launch::async, [&m] {
-           if (!m.try_lock_shared()) return false;
-           m.unlock_shared();
-           return true;
-         })
+  return std::async(std::launch::async,
+                    [&m] {
+                      if (!m.try_lock_shared()) return false;
+                      m.unlock_shared();
+                      return true;
+                    })
       .get();
 }
 

@@ -169,7 +169,8 @@ BOOST_AUTO_TEST_CASE(unbounded_key_positions_stop_growing_the_key_table) {
   BOOST_TEST(grown < count);
   // Inline keys read back like interned ones.
   const auto last = must_parse(cm(count + 1));
-  BOOST_TEST(last->field("data.unique-key-" + std::to_string(count + 1))->as_string() == "v" + std::to_string(count + 1));
+  BOOST_TEST(last->field("data.unique-key-" + std::to_string(count + 1))->as_string() ==
+             "v" + std::to_string(count + 1));
   BOOST_TEST(boost::json::serialize(last->body()) == boost::json::serialize(boost::json::parse(cm(count + 1))));
 }
 

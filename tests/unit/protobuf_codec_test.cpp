@@ -61,10 +61,9 @@ std::string object_meta() {
   const std::string owner = len(1, "ReplicaSet") + len(3, "web-1") + len(4, "uid-1") + len(5, "apps/v1") + num(6, 1);
   const std::string managed = len(1, "kubectl") + len(2, "Update") + len(3, "v1") + len(4, time_message(1610543666)) +
                               len(6, "FieldsV1") + len(7, len(1, R"({"f:metadata":{}})"));
-  return len(1, "web-1-abc") + len(2, "web-1-") + len(3, "default") + len(5, "uid-2") + len(6, "42") +
-         num(7, 3) + len(8, time_message(1610543666)) + map_entry(11, "tier", "web") +
-         map_entry(11, "app", "shop") + map_entry(12, "note", "x") + len(13, owner) + len(14, "example.com/f") +
-         len(17, managed);
+  return len(1, "web-1-abc") + len(2, "web-1-") + len(3, "default") + len(5, "uid-2") + len(6, "42") + num(7, 3) +
+         len(8, time_message(1610543666)) + map_entry(11, "tier", "web") + map_entry(11, "app", "shop") +
+         map_entry(12, "note", "x") + len(13, owner) + len(14, "example.com/f") + len(17, managed);
 }
 
 const char* const object_meta_json = R"({
@@ -135,7 +134,8 @@ BOOST_AUTO_TEST_CASE(reports_truncation) {
   for (std::size_t cut : {std::size_t{5}, std::size_t{10}, full.size() - 1}) {
     auto r = codec::unwrap_envelope(std::string_view(full).substr(0, cut));
     BOOST_TEST_REQUIRE(!r.has_value(), "cut at " << cut);
-    BOOST_TEST(r.error().code() == codec::make_error_code(codec::errc::truncated), "cut at " << cut << ": " << r.error().what());
+    BOOST_TEST(r.error().code() == codec::make_error_code(codec::errc::truncated),
+               "cut at " << cut << ": " << r.error().what());
   }
 }
 
@@ -298,13 +298,14 @@ BOOST_AUTO_TEST_CASE(renders_a_config_map) {
   expected.as_object()["metadata"] = json::parse(object_meta_json);
   BOOST_TEST(expect_json(r) == expected, json::serialize(*r));
   // The metadata-only decoder agrees with the full one.
-  BOOST_TEST(expect_json(codec::metadata_to_json({.api_version = "v1", .kind = "ConfigMap", .raw = raw}))
-                 .at("metadata") == expected.at("metadata"));
+  BOOST_TEST(
+      expect_json(codec::metadata_to_json({.api_version = "v1", .kind = "ConfigMap", .raw = raw})).at("metadata") ==
+      expected.at("metadata"));
 }
 
 BOOST_AUTO_TEST_CASE(renders_secret_bytes_as_base64) {
-  const std::string raw = len(1, len(1, "s")) + map_entry(2, "password", "hunter2") + map_entry(2, "empty", "") +
-                          len(3, "Opaque");
+  const std::string raw =
+      len(1, len(1, "s")) + map_entry(2, "password", "hunter2") + map_entry(2, "empty", "") + len(3, "Opaque");
   auto r = codec::to_json({.api_version = "v1", .kind = "Secret", .raw = raw});
   BOOST_TEST(expect_json(r) == json::parse(R"({"kind": "Secret", "apiVersion": "v1",
       "metadata": {"name": "s", "creationTimestamp": null},
@@ -371,13 +372,14 @@ BOOST_AUTO_TEST_CASE(embeds_raw_json_and_protobuf_objects) {
   const std::string holder = len(1, len(1, "r")) + len(2, len(1, nested)) + num(3, 1);
   BOOST_TEST(
       expect_json(codec::to_json({.api_version = "apps/v1", .kind = "ControllerRevision", .raw = holder})).at("data") ==
-      json::parse(R"({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "inner", "creationTimestamp": null}})"));
+      json::parse(
+          R"({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "inner", "creationTimestamp": null}})"));
 }
 
 BOOST_AUTO_TEST_CASE(renders_floats_as_go_prints_them) {
   const std::string props = len(5, "number") + fixed64(9, 5.0) + fixed64(11, 0.5);
-  BOOST_TEST(expect_json(codec::message_to_json("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps",
-                                                props)) ==
+  BOOST_TEST(expect_json(codec::message_to_json(
+                 "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps", props)) ==
              json::parse(R"({"type": "number", "maximum": 5, "minimum": 0.5})"));
 }
 
@@ -414,8 +416,8 @@ BOOST_AUTO_TEST_CASE(names_the_field_path_of_bad_data) {
   BOOST_TEST_REQUIRE(!cut.has_value());
   BOOST_TEST(cut.error().code() == codec::make_error_code(codec::errc::truncated));
 
-  auto bad_json = codec::to_json({.api_version = "apps/v1", .kind = "ControllerRevision",
-                                  .raw = len(2, len(1, "{not json"))});
+  auto bad_json =
+      codec::to_json({.api_version = "apps/v1", .kind = "ControllerRevision", .raw = len(2, len(1, "{not json"))});
   BOOST_TEST_REQUIRE(!bad_json.has_value());
   BOOST_TEST(bad_json.error().code() == codec::make_error_code(codec::errc::malformed));
   BOOST_TEST(bad_json.error().detail().find("data") != std::string::npos);

@@ -51,7 +51,7 @@ BOOST_AUTO_TEST_CASE(exponential_doubles_per_failure_and_resets_on_forget) {
 
 BOOST_AUTO_TEST_CASE(exponential_saturates_at_max_without_overflow) {
   exponential_rate_limiter limiter({.base_delay = 5ms, .max_delay = 1s});
-  for (int i = 0; i < 8; ++i) limiter.when("k");  // 5ms * 2^7 = 640ms
+  for (int i = 0; i < 8; ++i) limiter.when("k");                                  // 5ms * 2^7 = 640ms
   BOOST_TEST(limiter.when("k").count() == std::chrono::nanoseconds(1s).count());  // 1280ms capped
   for (int i = 0; i < 200; ++i) {
     const auto d = limiter.when("k");
@@ -115,11 +115,12 @@ BOOST_AUTO_TEST_CASE(bucket_rejects_bad_options) {
 BOOST_AUTO_TEST_CASE(max_of_takes_the_longest_and_forgets_everywhere) {
   fake_clock clock;
   auto exponential = std::make_shared<exponential_rate_limiter>(exponential_rate_limiter_options{.base_delay = 5ms});
-  auto bucket = std::make_shared<bucket_rate_limiter>(bucket_rate_limiter_options{.qps = 1.0, .burst = 1, .now = clock.fn()});
+  auto bucket =
+      std::make_shared<bucket_rate_limiter>(bucket_rate_limiter_options{.qps = 1.0, .burst = 1, .now = clock.fn()});
   auto limiter = informer::max_of({exponential, bucket});
 
-  BOOST_TEST(limiter->when("k").count() == std::chrono::nanoseconds(5ms).count());   // bucket: 0
-  BOOST_TEST(limiter->when("k").count() == std::chrono::nanoseconds(1s).count());    // bucket: 1 s
+  BOOST_TEST(limiter->when("k").count() == std::chrono::nanoseconds(5ms).count());  // bucket: 0
+  BOOST_TEST(limiter->when("k").count() == std::chrono::nanoseconds(1s).count());   // bucket: 1 s
   BOOST_TEST(limiter->num_requeues("k") == 2);
   BOOST_TEST(exponential->num_requeues("k") == 2);  // every child saw every call
 

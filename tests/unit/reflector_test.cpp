@@ -39,12 +39,8 @@ public:
   };
 
   void add(object::ptr obj) override { record({"add", object_key(*obj), std::string(obj->resource_version())}); }
-  void update(object::ptr obj) override {
-    record({"update", object_key(*obj), std::string(obj->resource_version())});
-  }
-  void remove(object::ptr obj) override {
-    record({"delete", object_key(*obj), std::string(obj->resource_version())});
-  }
+  void update(object::ptr obj) override { record({"update", object_key(*obj), std::string(obj->resource_version())}); }
+  void remove(object::ptr obj) override { record({"delete", object_key(*obj), std::string(obj->resource_version())}); }
   void replace(std::vector<object::ptr> objects, std::string rv) override {
     record({"replace", "", rv, objects.size()});
   }

@@ -262,11 +262,11 @@ BOOST_FIXTURE_TEST_CASE(resource_version_zero_ignores_the_limit, fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(list_at_a_revision, fixture) {
-  source.create(pod("a"));                 // 2
-  source.create(pod("b"));                 // 3
-  source.update(pod("a", "web", 2));       // 4
-  source.remove("default/b");              // 5
-  source.create(pod("c"));                 // 6
+  source.create(pod("a"));            // 2
+  source.create(pod("b"));            // 3
+  source.update(pod("a", "web", 2));  // 4
+  source.remove("default/b");         // 5
+  source.create(pod("c"));            // 6
 
   // Legacy rule: a resourceVersion with a limit reads exactly at it.
   auto at3 = list_ok(source, {.limit = 10, .resource_version = "3"});
@@ -353,11 +353,11 @@ BOOST_FIXTURE_TEST_CASE(watch_from_a_revision_gets_the_later_events_in_order, fi
 
 BOOST_FIXTURE_TEST_CASE(selector_watch_sees_objects_enter_and_leave, fixture) {
   auto w = watch_ok(source, {.label_selector = "app=web"});
-  source.create(pod("a", "db"));        // not seen
-  source.update(pod("a", "web"));       // enters: ADDED
-  source.update(pod("a", "web", 2));    // MODIFIED
-  source.update(pod("a", "db"));        // leaves: DELETED
-  source.remove("default/a");           // not seen
+  source.create(pod("a", "db"));      // not seen
+  source.update(pod("a", "web"));     // enters: ADDED
+  source.update(pod("a", "web", 2));  // MODIFIED
+  source.update(pod("a", "db"));      // leaves: DELETED
+  source.remove("default/a");         // not seen
   source.create(pod("b", "web"));
   auto e1 = next_ok(*w);
   BOOST_TEST(e1.type == watch_event_type::added);

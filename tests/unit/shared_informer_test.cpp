@@ -122,19 +122,18 @@ public:
 
   resource_event_handlers handlers() {
     return {
-        .on_add = [this](const object::ptr& o, bool initial) {
-          record("add " + object_key(*o) + (initial ? " initial" : ""));
-        },
-        .on_update = [this](const object::ptr& a, const object::ptr& b) {
-          record((a == b ? "sync " : "update ") + object_key(*b));
-        },
-        .on_delete = [this](const deleted_object& d) {
-          {
-            std::lock_guard lock(mutex_);
-            deletions_.push_back(d);
-          }
-          record("delete " + (d.tombstone() ? d.tombstone()->key + " tombstone" : object_key(*d.obj())));
-        },
+        .on_add = [this](const object::ptr& o,
+                         bool initial) { record("add " + object_key(*o) + (initial ? " initial" : "")); },
+        .on_update = [this](const object::ptr& a,
+                            const object::ptr& b) { record((a == b ? "sync " : "update ") + object_key(*b)); },
+        .on_delete =
+            [this](const deleted_object& d) {
+              {
+                std::lock_guard lock(mutex_);
+                deletions_.push_back(d);
+              }
+              record("delete " + (d.tombstone() ? d.tombstone()->key + " tombstone" : object_key(*d.obj())));
+            },
     };
   }
 
@@ -197,11 +196,12 @@ BOOST_AUTO_TEST_CASE(initial_list_then_watch_events_reach_handlers_in_order) {
   source->remove("ns/b");
 
   BOOST_REQUIRE(log.wait_for_size(5));
-  BOOST_TEST(log.entries() ==
-                 (strings{"add ns/a initial", "add ns/b initial", "add ns/c", "update ns/a", "delete ns/b"}),
-             boost::test_tools::per_element());
+  BOOST_TEST(
+      log.entries() == (strings{"add ns/a initial", "add ns/b initial", "add ns/c", "update ns/a", "delete ns/b"}),
+      boost::test_tools::per_element());
   BOOST_TEST(eventually([&] { return reg.has_synced(); }));
-  BOOST_TEST(eventually([&] { return inf->last_sync_resource_version() == std::to_string(source->current_revision()); }));
+  BOOST_TEST(
+      eventually([&] { return inf->last_sync_resource_version() == std::to_string(source->current_revision()); }));
 
   const auto l = inf->lister();
   BOOST_REQUIRE(l.get("ns", "a") != nullptr);
@@ -294,23 +294,26 @@ BOOST_AUTO_TEST_CASE(late_handler_gets_the_cache_first_then_every_later_change) 
   };
   auto seen = std::make_shared<view>();
   resource_event_handlers checker{
-      .on_add = [seen](const object::ptr& o, bool initial) {
-        std::lock_guard lock(seen->mutex);
-        const auto key = object_key(*o);
-        if (seen->versions.contains(key)) seen->violations.push_back("second add of " + key);
-        if (initial && seen->later_events > 0) seen->violations.push_back("initial add after a later event: " + key);
-        (initial ? seen->initial_adds : seen->later_events)++;
-        seen->versions[key] = std::string(o->resource_version());
-      },
-      .on_update = [seen](const object::ptr& a, const object::ptr& b) {
-        std::lock_guard lock(seen->mutex);
-        const auto key = object_key(*b);
-        auto it = seen->versions.find(key);
-        if (it == seen->versions.end() || it->second != a->resource_version())
-          seen->violations.push_back("update of " + key + " does not start from the version seen");
-        seen->versions[key] = std::string(b->resource_version());
-        ++seen->later_events;
-      },
+      .on_add =
+          [seen](const object::ptr& o, bool initial) {
+            std::lock_guard lock(seen->mutex);
+            const auto key = object_key(*o);
+            if (seen->versions.contains(key)) seen->violations.push_back("second add of " + key);
+            if (initial && seen->later_events > 0)
+              seen->violations.push_back("initial add after a later event: " + key);
+            (initial ? seen->initial_adds : seen->later_events)++;
+            seen->versions[key] = std::string(o->resource_version());
+          },
+      .on_update =
+          [seen](const object::ptr& a, const object::ptr& b) {
+            std::lock_guard lock(seen->mutex);
+            const auto key = object_key(*b);
+            auto it = seen->versions.find(key);
+            if (it == seen->versions.end() || it->second != a->resource_version())
+              seen->violations.push_back("update of " + key + " does not start from the version seen");
+            seen->versions[key] = std::string(b->resource_version());
+            ++seen->later_events;
+          },
   };
 
   std::atomic<bool> added{false};
@@ -374,10 +377,11 @@ BOOST_AUTO_TEST_CASE(handler_exceptions_are_reported_and_delivery_continues) {
   event_log other;
   auto inf = shared_informer::create(source, options);
   auto thrower = inf->add_event_handler({
-      .on_add = [&](const object::ptr& o, bool) {
-        if (o->name() == "b") throw std::runtime_error("cannot add b");
-        thrower_log.record("add " + object_key(*o));
-      },
+      .on_add =
+          [&](const object::ptr& o, bool) {
+            if (o->name() == "b") throw std::runtime_error("cannot add b");
+            thrower_log.record("add " + object_key(*o));
+          },
       .on_update = [](const object::ptr&, const object::ptr&) { throw 42; },
   });
   auto other_reg = inf->add_event_handler(other.handlers());
@@ -468,14 +472,16 @@ BOOST_AUTO_TEST_CASE(transform_is_applied_before_objects_are_stored) {
   std::vector<object::ptr> seen;
   auto inf = shared_informer::create(source, options);
   auto reg = inf->add_event_handler({
-      .on_add = [&](const object::ptr& o, bool) {
-        std::lock_guard lock(seen_mutex);
-        seen.push_back(o);
-      },
-      .on_update = [&](const object::ptr&, const object::ptr& o) {
-        std::lock_guard lock(seen_mutex);
-        seen.push_back(o);
-      },
+      .on_add =
+          [&](const object::ptr& o, bool) {
+            std::lock_guard lock(seen_mutex);
+            seen.push_back(o);
+          },
+      .on_update =
+          [&](const object::ptr&, const object::ptr& o) {
+            std::lock_guard lock(seen_mutex);
+            seen.push_back(o);
+          },
   });
   inf->run();
   BOOST_REQUIRE(wait_for_cache_sync({inf}, patience));
@@ -564,8 +570,9 @@ BOOST_AUTO_TEST_CASE(relist_after_expiry_delivers_tombstones_for_objects_deleted
 
   // a and c did not change: the relist's re-reports of them are syncs, which only the handler with
   // a resync period gets, and they come before b's tombstone (keys are processed in order).
-  BOOST_TEST(log.entries() == (strings{"add ns/a initial", "add ns/b initial", "add ns/c initial", "delete ns/b tombstone"}),
-             boost::test_tools::per_element());
+  BOOST_TEST(
+      log.entries() == (strings{"add ns/a initial", "add ns/b initial", "add ns/c initial", "delete ns/b tombstone"}),
+      boost::test_tools::per_element());
   BOOST_TEST(resyncing.entries() == (strings{"add ns/a initial", "add ns/b initial", "add ns/c initial", "sync ns/a",
                                              "sync ns/c", "delete ns/b tombstone"}),
              boost::test_tools::per_element());
@@ -697,7 +704,7 @@ BOOST_AUTO_TEST_CASE(destroying_an_informer_after_its_io_context_stopped_does_no
   std::thread runner([&] { io->run_for(std::chrono::milliseconds(300)); });
   runner.join();  // the io_context is no longer running
   const auto started = std::chrono::steady_clock::now();
-  inf.reset();    // stop(): bounded wait for the reflector
+  inf.reset();  // stop(): bounded wait for the reflector
   BOOST_TEST((std::chrono::steady_clock::now() - started < std::chrono::seconds(5)));
-  io.reset();     // destroying the io_context ends the loop's frames
+  io.reset();  // destroying the io_context ends the loop's frames
 }

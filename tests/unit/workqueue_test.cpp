@@ -277,14 +277,33 @@ BOOST_AUTO_TEST_CASE(metrics_hooks_report_queue_activity) {
   workqueue q({
       .limiter = std::make_shared<informer::exponential_rate_limiter>(
           informer::exponential_rate_limiter_options{.base_delay = 1ms}),
-      .metrics =
-          {
-              .on_depth = [&](std::size_t n) { std::lock_guard l(mu); depths.push_back(n); },
-              .on_add = [&](const std::string& key) { std::lock_guard l(mu); added.push_back(key); },
-              .on_queue_latency = [&](std::chrono::nanoseconds) { std::lock_guard l(mu); ++latencies; },
-              .on_work_duration = [&](std::chrono::nanoseconds) { std::lock_guard l(mu); ++durations; },
-              .on_retry = [&](const std::string& key) { std::lock_guard l(mu); retried.push_back(key); },
-          },
+      .metrics = {
+          .on_depth =
+              [&](std::size_t n) {
+                std::lock_guard l(mu);
+                depths.push_back(n);
+              },
+          .on_add =
+              [&](const std::string& key) {
+                std::lock_guard l(mu);
+                added.push_back(key);
+              },
+          .on_queue_latency =
+              [&](std::chrono::nanoseconds) {
+                std::lock_guard l(mu);
+                ++latencies;
+              },
+          .on_work_duration =
+              [&](std::chrono::nanoseconds) {
+                std::lock_guard l(mu);
+                ++durations;
+              },
+          .on_retry =
+              [&](const std::string& key) {
+                std::lock_guard l(mu);
+                retried.push_back(key);
+              },
+      },
   });
   q.add("a");
   q.add("a");  // collapsed: not reported

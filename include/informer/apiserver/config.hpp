@@ -138,9 +138,9 @@ private:
 
   const token_source_options options_;
   informer::mutex mu_;
-  std::string token_ INFORMER_GUARDED_BY(mu_);                                  // last good token
-  bool loaded_ INFORMER_GUARDED_BY(mu_) = false;                                // token_ came from the file
-  file_id id_ INFORMER_GUARDED_BY(mu_){};                                       // the file token_ was read from
+  std::string token_ INFORMER_GUARDED_BY(mu_);    // last good token
+  bool loaded_ INFORMER_GUARDED_BY(mu_) = false;  // token_ came from the file
+  file_id id_ INFORMER_GUARDED_BY(mu_){};         // the file token_ was read from
   std::chrono::steady_clock::time_point next_check_ INFORMER_GUARDED_BY(mu_){};
 };
 

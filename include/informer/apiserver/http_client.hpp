@@ -147,8 +147,8 @@ public:
   /// non-2xx status or a failure (see the file comment; the response is empty on transport
   /// failures).
   template <class CompletionToken>
-  auto async_request(boost::beast::http::verb method, std::string path_and_query,
-                     boost::beast::http::fields headers, std::string body, CompletionToken&& token) {
+  auto async_request(boost::beast::http::verb method, std::string path_and_query, boost::beast::http::fields headers,
+                     std::string body, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, request_signature>(
         [state = state_](auto handler, boost::beast::http::verb m, std::string p, boost::beast::http::fields h,
                          std::string b) {

@@ -54,8 +54,7 @@ detailed_result<rest_config> load_kubeconfig(const kubeconfig_options& options =
 /// Parses one kubeconfig given as text. Relative file names in it are taken from `base_dir`;
 /// `source` names the text in error messages (e.g. its file name).
 detailed_result<rest_config> parse_kubeconfig(std::string_view yaml, const std::filesystem::path& base_dir,
-                                              std::string_view context = {},
-                                              std::string_view source = "kubeconfig");
+                                              std::string_view context = {}, std::string_view source = "kubeconfig");
 
 struct in_cluster_options {
   /// Where the service account's token, ca.crt and namespace are mounted.

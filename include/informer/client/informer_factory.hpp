@@ -18,7 +18,8 @@
 // After `shutdown`, `for_resource` still returns informers but they never run.
 //
 // Errors: `for_resource` throws std::invalid_argument when `make_source` is empty or returns null,
-// the constructor when `threads` is 0 (programming errors). Sources report their failures through each informer's hooks.
+// the constructor when `threads` is 0 (programming errors). Sources report their failures through each informer's
+// hooks.
 //
 // Thread safety: every member is thread-safe. `shutdown` (and so the destructor) must not be
 // called from a handler or from a pool thread: it joins them.
@@ -69,8 +70,8 @@ std::string to_string(const informer_key& key);
 
 /// Builds the source of a key's informer. `executor` is the factory's: the source must do its I/O
 /// on it (and return it from `get_executor`).
-using source_maker =
-    std::function<std::shared_ptr<lister_watcher>(const informer_key& key, const boost::asio::any_io_executor& executor)>;
+using source_maker = std::function<std::shared_ptr<lister_watcher>(const informer_key& key,
+                                                                   const boost::asio::any_io_executor& executor)>;
 
 struct informer_factory_options {
   /// Threads of the owned pool; at least 1. Ignored when `executor` is given.

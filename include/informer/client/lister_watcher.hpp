@@ -47,8 +47,8 @@ enum class resource_version_match { unset, not_older_than, exact };
 std::string_view to_string(resource_version_match match) noexcept;
 
 struct list_options {
-  std::string label_selector;  ///< text form; sent to the server, or applied by the source
-  std::string field_selector;  ///< text form
+  std::string label_selector;    ///< text form; sent to the server, or applied by the source
+  std::string field_selector;    ///< text form
   std::int64_t limit = 0;        ///< page size; 0 = everything in one response
   std::string continue_token{};  ///< from the previous page
   /// "" = most recent (a quorum read); "0" = any (the server's cache); else per `match`.

@@ -176,7 +176,8 @@ public:
 
 private:
   friend class shared_informer;
-  handler_registration(std::shared_ptr<detail::informer_listener> listener, std::weak_ptr<detail::informer_state> state);
+  handler_registration(std::shared_ptr<detail::informer_listener> listener,
+                       std::weak_ptr<detail::informer_state> state);
 
   std::shared_ptr<detail::informer_listener> listener_;
   std::weak_ptr<detail::informer_state> state_;
@@ -243,8 +244,7 @@ private:
 /// Waits until every informer has synced; false when `timeout` passes first (or immediately for an
 /// informer that is stopped without having synced). Null entries are ignored. Polls every few
 /// milliseconds. Thread-safe.
-bool wait_for_cache_sync(std::span<const std::shared_ptr<shared_informer>> informers,
-                         std::chrono::nanoseconds timeout);
+bool wait_for_cache_sync(std::span<const std::shared_ptr<shared_informer>> informers, std::chrono::nanoseconds timeout);
 bool wait_for_cache_sync(std::initializer_list<std::shared_ptr<shared_informer>> informers,
                          std::chrono::nanoseconds timeout);
 /// As above, until `stop` is requested instead of a timeout.

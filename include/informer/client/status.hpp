@@ -20,9 +20,9 @@
 namespace informer {
 
 struct status {
-  std::int32_t code = 0;    ///< HTTP status code, e.g. 410
-  std::string reason{};     ///< e.g. "Expired", "Forbidden", "Conflict"
-  std::string message{};    ///< for people
+  std::int32_t code = 0;         ///< HTTP status code, e.g. 410
+  std::string reason{};          ///< e.g. "Expired", "Forbidden", "Conflict"
+  std::string message{};         ///< for people
   boost::json::value details{};  ///< `details` as sent (null when absent)
   /// Server-suggested delay (Retry-After or details.retryAfterSeconds), when given.
   std::optional<std::chrono::seconds> retry_after{};

@@ -37,9 +37,7 @@ enum class errc {
 /// The category of `codec::errc`; its name is "informer.codec".
 const boost::system::error_category& error_category() noexcept;
 
-inline boost::system::error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), error_category()};
-}
+inline boost::system::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 }  // namespace informer::codec
 

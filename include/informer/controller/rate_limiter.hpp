@@ -5,7 +5,8 @@
 //
 // - `exponential_rate_limiter`: per key, base * 2^failures, capped. Slows one hot-failing key
 //   without touching the others.
-// - `bucket_rate_limiter`: one token bucket (informer/core/token_bucket.hpp) shared by all keys. Caps the overall retry rate so a
+// - `bucket_rate_limiter`: one token bucket (informer/core/token_bucket.hpp) shared by all keys. Caps the overall retry
+// rate so a
 //   mass failure cannot flood the API server.
 // - `max_of_rate_limiter` (`max_of(...)`): asks every child and waits the longest.
 // - `make_default_controller_rate_limiter()`: max_of(exponential 5 ms..1000 s, bucket 10 qps /

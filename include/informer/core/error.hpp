@@ -27,21 +27,21 @@ using boost::system::error_code;
 /// Errors raised by the SDK itself (transport errors keep their own categories).
 enum class errc {
   ok = 0,
-  invalid_json,          ///< text is not valid JSON
-  not_an_object,         ///< JSON value is not an object
-  missing_name,          ///< object lacks metadata.name
-  invalid_field,         ///< a well-known field of an object has the wrong type (e.g. labels is not a map of strings)
-  invalid_argument,      ///< an argument or option outside its domain (an empty name, burst < 1 with qps > 0, ...)
-  invalid_url,           ///< a server URL the client cannot use (not https://, no host, a bad port)
-  invalid_config,        ///< a kubeconfig or TLS setting that cannot be used (a wrong-shaped entry, bad PEM, ...)
-  invalid_key,           ///< an object key is not `name` or `namespace/name`
-  invalid_selector,      ///< a label or field selector failed to parse
-  invalid_label,         ///< a label key or value breaks Kubernetes' rules
-  object_too_large,      ///< an object exceeds the configured size limit, or nests too deeply
-  not_found,             ///< no object under that key
-  already_exists,        ///< indexer name or object already present
-  index_not_found,       ///< no indexer registered under that name
-  closed,                ///< the queue or stream was closed
+  invalid_json,      ///< text is not valid JSON
+  not_an_object,     ///< JSON value is not an object
+  missing_name,      ///< object lacks metadata.name
+  invalid_field,     ///< a well-known field of an object has the wrong type (e.g. labels is not a map of strings)
+  invalid_argument,  ///< an argument or option outside its domain (an empty name, burst < 1 with qps > 0, ...)
+  invalid_url,       ///< a server URL the client cannot use (not https://, no host, a bad port)
+  invalid_config,    ///< a kubeconfig or TLS setting that cannot be used (a wrong-shaped entry, bad PEM, ...)
+  invalid_key,       ///< an object key is not `name` or `namespace/name`
+  invalid_selector,  ///< a label or field selector failed to parse
+  invalid_label,     ///< a label key or value breaks Kubernetes' rules
+  object_too_large,  ///< an object exceeds the configured size limit, or nests too deeply
+  not_found,         ///< no object under that key
+  already_exists,    ///< indexer name or object already present
+  index_not_found,   ///< no indexer registered under that name
+  closed,            ///< the queue or stream was closed
   // Answers of a source (API server or etcd), mapped from their status codes and reasons.
   end_of_stream,               ///< a watch ended normally (server timeout, client timeout)
   expired,                     ///< 410 Gone / "Expired": the resourceVersion or continue token is too old
@@ -61,9 +61,7 @@ enum class errc {
 /// The category of `errc`; its name is "informer".
 const boost::system::error_category& error_category() noexcept;
 
-inline error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), error_category()};
-}
+inline error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 /// Fallible return type: a `T` or an `error_code`.
 template <class T>
@@ -106,4 +104,3 @@ namespace boost::system {
 template <>
 struct is_error_code_enum<informer::errc> : std::true_type {};
 }  // namespace boost::system
-

@@ -156,8 +156,7 @@ public:
     return true;
   }
   template <class Rep, class Period, class Predicate>
-  bool wait_for(unique_lock<mutex>& lock, const std::chrono::duration<Rep, Period>& timeout,
-                Predicate stop_waiting) {
+  bool wait_for(unique_lock<mutex>& lock, const std::chrono::duration<Rep, Period>& timeout, Predicate stop_waiting) {
     return wait_until(lock, std::chrono::steady_clock::now() + timeout, std::move(stop_waiting));
   }
 

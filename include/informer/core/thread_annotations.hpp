@@ -48,8 +48,7 @@
 
 /// On a function returning bool: it acquires the capabilities when it returns `value`.
 #define INFORMER_TRY_ACQUIRE(...) INFORMER_INTERNAL_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
-#define INFORMER_TRY_ACQUIRE_SHARED(...) \
-  INFORMER_INTERNAL_THREAD_ANNOTATION(try_acquire_shared_capability(__VA_ARGS__))
+#define INFORMER_TRY_ACQUIRE_SHARED(...) INFORMER_INTERNAL_THREAD_ANNOTATION(try_acquire_shared_capability(__VA_ARGS__))
 
 /// On a function: the caller must not hold the capabilities (the function takes them itself).
 #define INFORMER_EXCLUDES(...) INFORMER_INTERNAL_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))

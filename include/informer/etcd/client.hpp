@@ -305,9 +305,8 @@ public:
 
   /// The same snapshot list, handing each page to `on_page` (on the caller's thread) instead of
   /// collecting them; returns the snapshot's revision. Keeps one page in memory at a time.
-  detailed_result<std::int64_t> list_prefix_paged(
-      std::string_view prefix, std::int64_t page_size,
-      const std::function<void(std::vector<key_value>&& page)>& on_page);
+  detailed_result<std::int64_t> list_prefix_paged(std::string_view prefix, std::int64_t page_size,
+                                                  const std::function<void(std::vector<key_value>&& page)>& on_page);
 
   /// Sets `key` to `value` (attached to `lease` unless 0); returns the revision of the write.
   detailed_result<std::int64_t> put(std::string_view key, std::string_view value, std::int64_t lease = 0);

@@ -53,9 +53,7 @@ enum class errc {
 /// The category of `etcd::errc`; its name is "etcd".
 const boost::system::error_category& error_category() noexcept;
 
-inline error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), error_category()};
-}
+inline error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 }  // namespace informer::etcd
 

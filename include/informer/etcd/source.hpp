@@ -151,8 +151,7 @@ public:
          std::shared_ptr<const shared> state);
 
 protected:
-  void list_impl(informer::list_options options,
-                 boost::asio::any_completion_handler<list_signature> handler) override;
+  void list_impl(informer::list_options options, boost::asio::any_completion_handler<list_signature> handler) override;
   void watch_impl(informer::watch_options options,
                   boost::asio::any_completion_handler<watch_signature> handler) override;
 

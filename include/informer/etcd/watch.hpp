@@ -97,17 +97,14 @@ struct watch_update {
   std::int64_t compact_revision = 0;  ///< failed with errc::expired: the oldest revision etcd still has
 
   /// True for the last update of a watch (canceled or failed).
-  bool is_final() const noexcept {
-    return kind == watch_update_kind::canceled || kind == watch_update_kind::failed;
-  }
+  bool is_final() const noexcept { return kind == watch_update_kind::canceled || kind == watch_update_kind::failed; }
 };
 
 /// Owns one watch. Movable; `cancel` and `id` are thread-safe.
 class watch_handle {
 public:
   watch_handle() = default;
-  watch_handle(watch_handle&& other) noexcept
-      : driver_(std::move(other.driver_)), id_(std::exchange(other.id_, 0)) {}
+  watch_handle(watch_handle&& other) noexcept : driver_(std::move(other.driver_)), id_(std::exchange(other.id_, 0)) {}
   /// Cancels the watch held so far (waiting as the destructor does), then takes `other`'s.
   watch_handle& operator=(watch_handle&& other) noexcept;
   /// Cancels the watch and waits for its final update; see "Lifetime" in the file comment.

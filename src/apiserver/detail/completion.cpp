@@ -39,7 +39,8 @@ std::optional<std::chrono::seconds> retry_after_header(const http::fields& heade
   const auto v = it->value();
   long long seconds = 0;
   const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
-  if (ec != std::errc{} || end != v.data() + v.size() || seconds < 0) return std::nullopt;  // HTTP dates: not used by Kubernetes
+  if (ec != std::errc{} || end != v.data() + v.size() || seconds < 0)
+    return std::nullopt;  // HTTP dates: not used by Kubernetes
   return std::chrono::seconds(seconds);
 }
 

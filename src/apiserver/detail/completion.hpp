@@ -36,11 +36,11 @@ informer::error error_from_exception(const std::exception_ptr& ep, const std::st
 /// error an exception stands for (see `error_from_exception`).
 template <class Value>
 auto completing(std::shared_ptr<async_completion<void(informer::error, Value)>> op, std::string what) {
-  return [op = std::move(op), what = std::move(what)](std::exception_ptr ep,
-                                                      std::tuple<informer::error, Value> result) {
-    if (ep) result = {error_from_exception(ep, what), Value{}};
-    std::apply([&](informer::error& e, Value& v) { op->complete(std::move(e), std::move(v)); }, result);
-  };
+  return
+      [op = std::move(op), what = std::move(what)](std::exception_ptr ep, std::tuple<informer::error, Value> result) {
+        if (ep) result = {error_from_exception(ep, what), Value{}};
+        std::apply([&](informer::error& e, Value& v) { op->complete(std::move(e), std::move(v)); }, result);
+      };
 }
 
 /// Runs `coroutine` on `executor` and hands its (error, value) to `handler` through an

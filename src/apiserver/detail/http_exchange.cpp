@@ -59,7 +59,7 @@ informer::error authorize(http_client_state& s, request_message& req, bool calle
 // The outcome of one request on one connection.
 struct attempt_result {
   informer::error error;
-  http_response response;  // for `head`: status and headers, and the body of a non-2xx answer
+  http_response response;                 // for `head`: status and headers, and the body of a non-2xx answer
   std::unique_ptr<stream_parser> parser;  // `head` only
   bool keep_alive = false;
   // Failed before any byte of an answer arrived: an idempotent request may be sent again.
@@ -114,9 +114,8 @@ asio::awaitable<void> read_head(http_client_state& s, connection& c, const std::
 }
 
 // One request and (part of) its answer on `c`, on the connection's strand.
-asio::awaitable<attempt_result> attempt(std::shared_ptr<http_client_state> s, connection* c,
-                                        const request_message* req, clock::time_point deadline, bool fresh,
-                                        answer_part part, std::string what) {
+asio::awaitable<attempt_result> attempt(std::shared_ptr<http_client_state> s, connection* c, const request_message* req,
+                                        clock::time_point deadline, bool fresh, answer_part part, std::string what) {
   attempt_result r;
   c->expires_at(deadline);
   if (fresh) {
@@ -142,10 +141,10 @@ asio::awaitable<attempt_result> attempt(std::shared_ptr<http_client_state> s, co
 // Sends `req` on an idle connection or a new one; once more on a new one when a reused connection
 // turns out closed before any answer (idempotent requests only). Returns the connection used.
 asio::awaitable<std::pair<attempt_result, connection_ptr>> on_a_connection(const std::shared_ptr<http_client_state>& s,
-                                                                          const request_message& req, answer_part part,
-                                                                          const std::string& what) {
+                                                                           const request_message& req, answer_part part,
+                                                                           const std::string& what) {
   const auto deadline = s->config.timeout > std::chrono::nanoseconds::zero() ? clock::now() + s->config.timeout
-                                                                              : clock::time_point::max();
+                                                                             : clock::time_point::max();
   for (int tries = 0;; ++tries) {
     connection_ptr c = tries == 0 ? s->pool.take_idle() : nullptr;
     const bool reused = c != nullptr;
@@ -180,8 +179,8 @@ http_client_state::http_client_state(asio::any_io_executor ex, rest_config c, ht
                              : nullptr) {}
 
 asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_state> s, request_message req,
-                                                   bool caller_authorization, answer_part part,
-                                                   retry_policy policy, std::string what) {
+                                                   bool caller_authorization, answer_part part, retry_policy policy,
+                                                   std::string what) {
   asio::steady_timer timer(s->executor);
   for (int retries = 0;; ++retries) {
     if (policy.throttle && s->limiter) {

@@ -62,8 +62,8 @@ enum class answer_part {
 
 /// What the step retries besides a stale reused connection.
 struct retry_policy {
-  bool throttle = false;            ///< pass the client-side limiter first, before every attempt
-  int max_retries_after_429 = 0;    ///< 429 answers with Retry-After waited out and sent again
+  bool throttle = false;          ///< pass the client-side limiter first, before every attempt
+  int max_retries_after_429 = 0;  ///< 429 answers with Retry-After waited out and sent again
 };
 
 /// The outcome. On success (2xx) `connection` is the one that answered, left to the caller with
@@ -78,8 +78,8 @@ struct exchange_outcome {
 
 /// The step (see the file comment). `what` ("GET https://...") prefixes error details; the
 /// Authorization header is the caller's when `caller_authorization`, else the current token's.
-boost::asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_state> s,
-                                                          request_message req, bool caller_authorization,
-                                                          answer_part part, retry_policy policy, std::string what);
+boost::asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_state> s, request_message req,
+                                                          bool caller_authorization, answer_part part,
+                                                          retry_policy policy, std::string what);
 
 }  // namespace informer::detail

@@ -162,8 +162,8 @@ detailed_result<object_list> decode_protobuf_list(std::string_view body, const d
   auto env = codec::unwrap_envelope(body);
   if (!env) return from_codec(env.error(), "the protobuf list of " + to_string(s.res));
   const std::string kind = item_kind(env->kind, s);
-  const std::string api_version = s.metadata_only || env->api_version.empty() ? s.res.api_version()
-                                                                              : std::string(env->api_version);
+  const std::string api_version =
+      s.metadata_only || env->api_version.empty() ? s.res.api_version() : std::string(env->api_version);
   object_list out;
   informer::error failure;
   std::size_t index = 0;
@@ -288,11 +288,14 @@ detailed_result<std::optional<watch_event>> watch_decoder::next_json() {
   if (!type) return type.error();
   watch_event out{.type = *type, .obj = nullptr, .resource_version = {}, .error_status = {}};
   switch (*type) {
-    case watch_event_type::bookmark: out.resource_version = std::string(metadata_string(obj->get_object(), "resourceVersion")); break;
+    case watch_event_type::bookmark:
+      out.resource_version = std::string(metadata_string(obj->get_object(), "resourceVersion"));
+      break;
     case watch_event_type::error: out.error_status = status::from_json(*obj); break;
     default: {
       const std::string api_version = settings_.res.api_version();
-      json::value typed = with_type(std::move(obj->get_object()), settings_.res.kind, api_version, settings_.metadata_only);
+      json::value typed =
+          with_type(std::move(obj->get_object()), settings_.res.kind, api_version, settings_.metadata_only);
       auto built = build(typed, settings_, "the object of a " + std::string(to_string(*type)) + " event");
       if (!built) return built.error();
       out.obj = std::move(*built);

@@ -62,12 +62,12 @@ private:
 
   const bool protobuf_;
   const decode_settings settings_;
-  codec::watch_frame_reader frames_;  // protobuf
+  codec::watch_frame_reader frames_;   // protobuf
   boost::json::stream_parser parser_;  // JSON
   std::string pending_;                // JSON bytes fed; those from parsed_ on are not parsed yet
   std::size_t parsed_ = 0;
-  std::size_t value_bytes_ = 0;        // JSON bytes of the event being parsed
-  bool in_value_ = false;              // a JSON event has started (non-whitespace seen)
+  std::size_t value_bytes_ = 0;  // JSON bytes of the event being parsed
+  bool in_value_ = false;        // a JSON event has started (non-whitespace seen)
   informer::error failure_;
 };
 

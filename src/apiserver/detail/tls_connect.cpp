@@ -128,8 +128,8 @@ std::string stage_detail(const std::string& what, std::string_view stage, const 
                          std::chrono::nanoseconds timeout) {
   std::string detail = what + ": " + std::string{stage};
   if (ec == beast::error::timeout) {
-    detail += " (timeout " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
-              " ms)";
+    detail +=
+        " (timeout " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) + " ms)";
   }
   return detail;
 }

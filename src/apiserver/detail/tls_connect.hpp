@@ -25,7 +25,7 @@ using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
 /// The server URL split into what a connection needs.
 struct server_url {
-  std::string host;       // without IPv6 brackets
+  std::string host;  // without IPv6 brackets
   std::string port;
   std::string authority;  // host[:port] as written: the Host header and error messages
   std::string prefix;     // "" or "/some/prefix", no trailing slash

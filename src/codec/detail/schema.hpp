@@ -22,7 +22,19 @@
 namespace informer::codec::detail {
 
 /// encoding/json's view of a Go field type: it decides the zero value and what omitempty drops.
-enum class go_kind : std::uint8_t { string, integer, unsigned_integer, boolean, floating, bytes, slice, map, pointer, structure, interface };
+enum class go_kind : std::uint8_t {
+  string,
+  integer,
+  unsigned_integer,
+  boolean,
+  floating,
+  bytes,
+  slice,
+  map,
+  pointer,
+  structure,
+  interface
+};
 
 /// Messages whose JSON comes from a hand-written MarshalJSON (or a named slice type).
 enum class special : std::uint8_t {

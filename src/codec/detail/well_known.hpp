@@ -19,7 +19,9 @@
 namespace informer::codec::detail {
 
 /// A varint field as Go's int32 (protobuf int32 is sign-extended to 64 bits on the wire).
-inline std::int64_t as_int32(std::uint64_t v) noexcept { return static_cast<std::int32_t>(static_cast<std::uint32_t>(v)); }
+inline std::int64_t as_int32(std::uint64_t v) noexcept {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(v));
+}
 inline std::int64_t as_int64(std::uint64_t v) noexcept { return static_cast<std::int64_t>(v); }
 
 /// The last occurrence of a length-delimited field (a string, bytes or a message), if any.

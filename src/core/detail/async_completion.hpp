@@ -91,8 +91,8 @@ public:
 
   /// On cancellation, completes with `args` (typically operation_aborted and an empty value).
   void cancel_with(Args... args) {
-    on_cancellation([weak = this->weak_from_this(), args = std::tuple<Args...>(std::move(args)...)](
-                        boost::asio::cancellation_type) mutable {
+    on_cancellation([weak = this->weak_from_this(),
+                     args = std::tuple<Args...>(std::move(args)...)](boost::asio::cancellation_type) mutable {
       if (auto self = weak.lock()) std::apply([&](Args&... a) { self->complete(std::move(a)...); }, args);
     });
   }
@@ -138,7 +138,7 @@ private:
 
   bool finish(std::shared_ptr<const void> owner, Args&&... args) {
     if (completed_.exchange(true, std::memory_order_acq_rel)) return false;
-    invocation call{handler_type(std::move(handler_)), fallback_, std::move(work_), slot_, installed_,
+    invocation call{handler_type(std::move(handler_)),       fallback_,       std::move(work_), slot_, installed_,
                     std::tuple<Args...>(std::move(args)...), std::move(owner)};
     if (how_ == delivery::post) {
       boost::asio::post(fallback_, std::move(call));

@@ -68,7 +68,10 @@ struct encoder {
         put_varint(out, (static_cast<std::uint64_t>(i) << 1) ^ static_cast<std::uint64_t>(i >> 63));
         break;
       }
-      case boost::json::kind::uint64: put_tag(out, tag::uint64); put_varint(out, v.get_uint64()); break;
+      case boost::json::kind::uint64:
+        put_tag(out, tag::uint64);
+        put_varint(out, v.get_uint64());
+        break;
       case boost::json::kind::double_: {
         put_tag(out, tag::double_);
         const double d = v.get_double();

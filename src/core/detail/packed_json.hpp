@@ -26,8 +26,20 @@
 
 namespace informer::detail::packed {
 
-enum class tag : std::uint8_t { null = 0, false_ = 1, true_ = 2, int64 = 3, uint64 = 4, double_ = 5, string = 6, array = 7, object = 8,
-                            empty_array = 9, empty_object = 10, shared_string = 11 };
+enum class tag : std::uint8_t {
+  null = 0,
+  false_ = 1,
+  true_ = 2,
+  int64 = 3,
+  uint64 = 4,
+  double_ = 5,
+  string = 6,
+  array = 7,
+  object = 8,
+  empty_array = 9,
+  empty_object = 10,
+  shared_string = 11
+};
 
 /// Appends the packed form of `v` to `out`. The result holds references to shared strings:
 /// pass it to `release_shared` once, before the bytes are discarded.

@@ -33,12 +33,12 @@ namespace informer::detail {
 
 class value_table {
 public:
-  static constexpr std::size_t min_length = 4;       // shorter strings are cheaper inline
+  static constexpr std::size_t min_length = 4;  // shorter strings are cheaper inline
   static constexpr std::size_t max_length = 4096;
   static constexpr std::uint32_t chunk_bits = 12;
   static constexpr std::uint32_t chunk_size = 1u << chunk_bits;
-  static constexpr std::uint32_t max_chunks = 1024;   // up to 4M distinct live values
-  static constexpr std::uint32_t trial = 64;          // values seen before a position is judged
+  static constexpr std::uint32_t max_chunks = 1024;  // up to 4M distinct live values
+  static constexpr std::uint32_t trial = 64;         // values seen before a position is judged
 
   static value_table& instance();
 
@@ -50,8 +50,8 @@ public:
     /// shared (or the table is full). `position` identifies (enclosing key, key).
     // Not analysed: `lock_` holds `table_.mutex_` for the session's whole life, but the analysis
     // tracks only locks held in a function's own scope, not one held by a member.
-    std::optional<std::uint32_t> acquire(std::uint64_t position, std::string_view text)
-        INFORMER_NO_THREAD_SAFETY_ANALYSIS;
+    std::optional<std::uint32_t> acquire(std::uint64_t position,
+                                         std::string_view text) INFORMER_NO_THREAD_SAFETY_ANALYSIS;
 
   private:
     value_table& table_;
@@ -72,8 +72,8 @@ private:
   value_table() = default;
 
   struct entry {
-    std::string_view text;      // points into an allocation owned by the entry (new char[])
-    std::uint32_t refs = 0;     // guarded by the table's mutex_
+    std::string_view text;   // points into an allocation owned by the entry (new char[])
+    std::uint32_t refs = 0;  // guarded by the table's mutex_
   };
   struct position_stats {
     std::uint32_t seen = 0;
@@ -87,7 +87,7 @@ private:
   std::vector<std::uint32_t> free_ids_ INFORMER_GUARDED_BY(mutex_);
   std::uint32_t next_id_ INFORMER_GUARDED_BY(mutex_) = 0;
   std::size_t text_bytes_ INFORMER_GUARDED_BY(mutex_) = 0;
-  std::array<std::atomic<entry*>, max_chunks> chunks_{};            // slots: see class comment
+  std::array<std::atomic<entry*>, max_chunks> chunks_{};  // slots: see class comment
   std::vector<std::unique_ptr<entry[]>> chunk_owner_ INFORMER_GUARDED_BY(mutex_);
 };
 

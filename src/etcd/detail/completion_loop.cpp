@@ -40,9 +40,7 @@ void loop_timer::complete(bool ok) {
   fn(ok);
 }
 
-completion_loop::~completion_loop() {
-  close({});
-}
+completion_loop::~completion_loop() { close({}); }
 
 bool completion_loop::post(std::function<void()> fn) {
   informer::lock_guard lock(mutex_);
@@ -72,8 +70,7 @@ void completion_loop::started() {
   ++outstanding_;
 }
 
-loop_timer* completion_loop::start_timer(std::chrono::steady_clock::duration delay,
-                                         std::function<void(bool)> fn) {
+loop_timer* completion_loop::start_timer(std::chrono::steady_clock::duration delay, std::function<void(bool)> fn) {
   auto* timer = new loop_timer(std::move(fn));
   started();
   timer->alarm_.Set(&queue_, deadline_after(delay), timer);

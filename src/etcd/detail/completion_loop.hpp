@@ -116,11 +116,11 @@ private:
   mutable informer::mutex mutex_;
   std::thread thread_ INFORMER_GUARDED_BY(mutex_);  // started by the first post, taken by close
   std::deque<std::function<void()>> posted_ INFORMER_GUARDED_BY(mutex_);
-  bool wakeup_pending_ INFORMER_GUARDED_BY(mutex_) = false;   // a wakeup alarm is in the queue
-  std::size_t outstanding_ INFORMER_GUARDED_BY(mutex_) = 0;   // tags not yet come back
+  bool wakeup_pending_ INFORMER_GUARDED_BY(mutex_) = false;  // a wakeup alarm is in the queue
+  std::size_t outstanding_ INFORMER_GUARDED_BY(mutex_) = 0;  // tags not yet come back
   bool close_requested_ INFORMER_GUARDED_BY(mutex_) = false;
-  bool closing_ INFORMER_GUARDED_BY(mutex_) = false;          // posts refused, shut down when idle
-  bool shut_down_ INFORMER_GUARDED_BY(mutex_) = false;        // queue_.Shutdown() was called
+  bool closing_ INFORMER_GUARDED_BY(mutex_) = false;    // posts refused, shut down when idle
+  bool shut_down_ INFORMER_GUARDED_BY(mutex_) = false;  // queue_.Shutdown() was called
 };
 
 }  // namespace informer::etcd::detail

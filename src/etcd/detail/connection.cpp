@@ -15,9 +15,7 @@ namespace informer::etcd::detail {
 
 namespace {
 
-bool contains(std::string_view text, std::string_view part) {
-  return text.find(part) != std::string_view::npos;
-}
+bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
 
 detailed_result<std::string> read_file(const std::string& path, std::string_view role) {
   std::ifstream in(path, std::ios::binary);

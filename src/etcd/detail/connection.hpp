@@ -99,7 +99,7 @@ private:
   std::atomic<std::size_t> preferred_{0};
 
   informer::mutex mutex_;
-  std::string token_ INFORMER_GUARDED_BY(mutex_);            // "" until authenticated
+  std::string token_ INFORMER_GUARDED_BY(mutex_);           // "" until authenticated
   bool auth_disabled_ INFORMER_GUARDED_BY(mutex_) = false;  // etcd said authentication is not enabled
 };
 

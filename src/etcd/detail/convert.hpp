@@ -43,8 +43,8 @@ inline event to_event(mvccpb::Event&& ev) {
   return out;
 }
 
-inline void fill_range_request(etcdserverpb::RangeRequest& request, std::string_view key,
-                               std::string_view range_end, const range_options& options) {
+inline void fill_range_request(etcdserverpb::RangeRequest& request, std::string_view key, std::string_view range_end,
+                               const range_options& options) {
   request.set_key(std::string{key});
   request.set_range_end(std::string{range_end});
   request.set_limit(options.limit);

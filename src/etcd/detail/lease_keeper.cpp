@@ -110,8 +110,8 @@ private:
   const std::size_t endpoint_;
   const std::string token_;
   grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientAsyncReaderWriter<etcdserverpb::LeaseKeepAliveRequest,
-                                                etcdserverpb::LeaseKeepAliveResponse>>
+  std::unique_ptr<
+      grpc::ClientAsyncReaderWriter<etcdserverpb::LeaseKeepAliveRequest, etcdserverpb::LeaseKeepAliveResponse>>
       call_;
   etcdserverpb::LeaseKeepAliveRequest request_;
   etcdserverpb::LeaseKeepAliveResponse response_;
@@ -131,8 +131,7 @@ private:
 };
 
 lease_keeper::lease_keeper(std::shared_ptr<connection> conn, std::shared_ptr<completion_loop> loop,
-                           std::shared_ptr<lease_keepers> registry, std::int64_t lease_id,
-                           keep_alive_options options)
+                           std::shared_ptr<lease_keepers> registry, std::int64_t lease_id, keep_alive_options options)
     : conn_(std::move(conn)),
       loop_(std::move(loop)),
       registry_(std::move(registry)),
@@ -194,12 +193,10 @@ void lease_keeper::on_answer(std::int64_t ttl) {
     return;
   }
   if (ttl <= 0) {
-    end_on_loop(
-        error{informer::errc::not_found, "lease " + std::to_string(lease_id_) + " expired or was revoked"});
+    end_on_loop(error{informer::errc::not_found, "lease " + std::to_string(lease_id_) + " expired or was revoked"});
     return;
   }
-  const auto interval =
-      options_.interval.count() > 0 ? options_.interval : std::chrono::milliseconds{ttl * 1000 / 3};
+  const auto interval = options_.interval.count() > 0 ? options_.interval : std::chrono::milliseconds{ttl * 1000 / 3};
   schedule(std::max(interval, std::chrono::milliseconds{100}));
 }
 
@@ -223,8 +220,7 @@ void lease_keeper::on_call_end(const grpc::Status& status, bool answered) {
   } else if (code != StatusCode::UNAVAILABLE && code != StatusCode::DEADLINE_EXCEEDED &&
              code != StatusCode::CANCELLED && code != StatusCode::INTERNAL && code != StatusCode::UNKNOWN &&
              code != StatusCode::OK) {
-    end_on_loop(
-        to_error(status, "keep-alive of lease " + std::to_string(lease_id_), conn_->at(endpoint).address));
+    end_on_loop(to_error(status, "keep-alive of lease " + std::to_string(lease_id_), conn_->at(endpoint).address));
     return;
   }
   if (code == StatusCode::UNAVAILABLE) {

@@ -60,7 +60,7 @@ private:
   std::atomic<std::uint64_t> last_id_{0};
 
   watch_hub hub_;
-  std::unordered_map<std::uint64_t, watch_callback> callbacks_;        // live watches
+  std::unordered_map<std::uint64_t, watch_callback> callbacks_;           // live watches
   std::unordered_map<std::uint64_t, std::unique_ptr<watch_call>> calls_;  // by stream
 };
 

@@ -9,9 +9,7 @@ namespace informer::etcd::detail {
 
 namespace {
 
-bool contains(std::string_view text, std::string_view part) {
-  return text.find(part) != std::string_view::npos;
-}
+bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
 
 watch_update failed_update(error why, std::int64_t compact_revision = 0) {
   watch_update update;
@@ -22,16 +20,13 @@ watch_update failed_update(error why, std::int64_t compact_revision = 0) {
 }
 
 watch_update compacted_update(const watch_spec& spec, std::int64_t compact_revision) {
-  return failed_update(error{informer::errc::expired,
-                             spec.what + ": etcd has compacted its history up to revision " +
-                                 std::to_string(compact_revision) +
-                                 "; list again and watch from the list's revision + 1"},
+  return failed_update(error{informer::errc::expired, spec.what + ": etcd has compacted its history up to revision " +
+                                                          std::to_string(compact_revision) +
+                                                          "; list again and watch from the list's revision + 1"},
                        compact_revision);
 }
 
-std::string or_no_reason(const std::string& reason) {
-  return reason.empty() ? "(no reason given)" : reason;
-}
+std::string or_no_reason(const std::string& reason) { return reason.empty() ? "(no reason given)" : reason; }
 
 bool is_transport_failure(const error& why) {
   return why.code() == make_error_code(errc::unavailable) || why.code() == make_error_code(errc::deadline_exceeded);
@@ -206,8 +201,7 @@ void watch_hub::on_created(std::uint64_t stream_id, stream_state& s, watch_respo
   close_if_idle(stream_id, s);
 }
 
-void watch_hub::on_create_refused(std::uint64_t stream_id, stream_state& s, std::uint64_t id,
-                                  const watch_response& r) {
+void watch_hub::on_create_refused(std::uint64_t stream_id, stream_state& s, std::uint64_t id, const watch_response& r) {
   watch_state& w = watches_.at(id);
   if (w.phase == watch_phase::canceling) {
     watches_.erase(id);
@@ -218,8 +212,8 @@ void watch_hub::on_create_refused(std::uint64_t stream_id, stream_state& s, std:
     return;
   }
   const std::string& reason = r.cancel_reason;
-  const std::string refused = w.spec.what + (s.address.empty() ? "" : " at " + s.address) +
-                              ": etcd refused the watch: " + or_no_reason(reason);
+  const std::string refused =
+      w.spec.what + (s.address.empty() ? "" : " at " + s.address) + ": etcd refused the watch: " + or_no_reason(reason);
   if (contains(reason, "permission denied") || contains(reason, "auth")) {
     // Also what etcd 3.4 says for an invalid token (expired, or etcd restarted): with credentials,
     // try once more on a new stream with a new token.
@@ -267,9 +261,8 @@ void watch_hub::on_watch_response(std::uint64_t stream_id, stream_state& s, watc
     } else {
       const std::string detail = w.spec.what + (s.address.empty() ? "" : " at " + s.address) +
                                  ": etcd canceled the watch: " + or_no_reason(r.cancel_reason);
-      finish(id, failed_update(contains(r.cancel_reason, "permission denied")
-                                   ? error{informer::errc::forbidden, detail}
-                                   : error{errc::watch_canceled, detail}));
+      finish(id, failed_update(contains(r.cancel_reason, "permission denied") ? error{informer::errc::forbidden, detail}
+                                                                              : error{errc::watch_canceled, detail}));
     }
     close_if_idle(stream_id, s);
     return;

@@ -173,8 +173,8 @@ private:
   struct stream_state {
     stream_phase phase = stream_phase::connecting;
     std::string address;
-    std::deque<std::uint64_t> queued;  // creates not written yet
-    std::uint64_t creating = 0;        // the create in flight
+    std::deque<std::uint64_t> queued;              // creates not written yet
+    std::uint64_t creating = 0;                    // the create in flight
     std::map<std::int64_t, std::uint64_t> active;  // by etcd's watch id
   };
 
