@@ -9,7 +9,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc
   libssl-dev libyaml-cpp-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format-14
 )
 # Optional groups, asked for by the caller: the control plane for integration tests and the demo.
 if [[ "${INFORMER_WITH_CONTROL_PLANE:-0}" == 1 ]]; then

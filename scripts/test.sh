@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh Debian machine to a verdict: installs what is missing, provisions
 # the real control plane (etcd + kube-apiserver 1.20.2, built once and cached outside the tree),
-# builds (with Ninja, and once with the default generator), checks the library's lock annotations
-# with clang's -Wthread-safety, runs the unit, example, consumer and integration tests, then the
-# unit tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer.
+# checks the formatting, builds (with Ninja, and once with the default generator), checks the
+# library's lock annotations with clang's -Wthread-safety, runs the unit, example, consumer and
+# integration tests, then the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+# and under ThreadSanitizer.
 #
 #   scripts/test.sh            everything
 #   INFORMER_SKIP_SANITIZERS=1 scripts/test.sh    skip the sanitizer builds (local iteration)
@@ -19,6 +19,10 @@ step "dependencies"
 "$root/scripts/install-deps.sh"
 step "control plane (cached after the first run)"
 "$root/scripts/provision-control-plane.sh" | tail -n1
+
+step "format (clang-format 14, .clang-format at the root)"
+git ls-files -z 'src/*.cpp' 'src/*.hpp' 'include/*.hpp' 'tests/*.cpp' 'tests/*.hpp' 'examples/*.cpp' 'bench/*.cpp' |
+  xargs -0 clang-format-14 --dry-run -Werror
 
 step "build (RelWithDebInfo)"
 cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINFORMER_KUBERNETES_PROTO=ON >/dev/null
