@@ -48,8 +48,9 @@ public:
         request_(std::move(request)),
         first_(conn_->preferred()),
         // A handler without an executor of its own completes on Asio's system executor. Every
-        // completion comes from a gRPC callback, on a gRPC thread, and is posted through the
-        // never-blocking system executor before it reaches the handler's: see `finish`.
+        // completion comes from a gRPC callback (on a gRPC thread) or the initiating call, and is
+        // posted through the never-blocking system executor before it reaches the handler's: see
+        // `finish`.
         completion_(completion::create(std::move(handler),
                                        asio::require(asio::system_executor(), asio::execution::blocking.never),
                                        informer::detail::delivery::post)) {}

@@ -200,3 +200,36 @@ BOOST_AUTO_TEST_CASE(owner_released_after_the_handler) {
   BOOST_TEST(alive_in_handler);
   BOOST_TEST(watch.expired());
 }
+
+BOOST_AUTO_TEST_CASE(cancellation_never_runs_the_handler_inside_emit) {
+  // The signal is emitted on the handler's executor, where a dispatch would run inline: the
+  // handler must still not run inside `emit` (it may destroy or re-emit the signal).
+  asio::io_context io;
+  outcome out;
+  asio::cancellation_signal signal;
+  auto op = completion::create(asio::bind_cancellation_slot(signal.slot(), recorder(out)), io.get_executor(),
+                               delivery::dispatch);
+  op->cancel_with(asio::error::operation_aborted, -1);
+  asio::post(io, [&] {
+    signal.emit(asio::cancellation_type::terminal);
+    BOOST_TEST(out.calls == 0);
+  });
+  io.run();
+  BOOST_TEST(out.calls == 1);
+  BOOST_TEST(out.ec == asio::error::operation_aborted);
+}
+
+BOOST_AUTO_TEST_CASE(a_losing_owner_is_released_through_the_fallback) {
+  asio::io_context io;
+  outcome out;
+  auto op = completion::create(recorder(out), io.get_executor());
+  BOOST_TEST(op->complete({}, 1));
+  auto owner = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = owner;
+  BOOST_TEST(!op->complete_releasing(std::move(owner), {}, 2));
+  BOOST_TEST(!watch.expired());  // not released on the calling thread
+  io.run();
+  BOOST_TEST(watch.expired());
+  BOOST_TEST(out.calls == 1);
+  BOOST_TEST(out.value == 1);
+}

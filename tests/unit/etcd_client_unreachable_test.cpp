@@ -6,15 +6,13 @@
 
 #include "informer/etcd/errors.hpp"
 
+#include "loopback_port.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 // g++ 12 flags options members left to their defaults in designated initializers, which is how
 // the house style spells options.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -27,33 +25,6 @@ using namespace std::chrono_literals;
 namespace etcd = informer::etcd;
 
 namespace {
-
-// A loopback socket bound to a free port; `listening` makes the kernel accept connections to it
-// (nobody reads them: a peer that never answers), otherwise connections are refused.
-class loopback_port {
-public:
-  explicit loopback_port(bool listening) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    if (listening) {
-      BOOST_REQUIRE(::listen(fd_, 16) == 0);
-    }
-  }
-  ~loopback_port() { ::close(fd_); }
-  loopback_port(const loopback_port&) = delete;
-  loopback_port& operator=(const loopback_port&) = delete;
-
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-private:
-  int fd_;
-  int port_ = 0;
-};
 
 // The final update of a watch, once it came.
 class final_update {

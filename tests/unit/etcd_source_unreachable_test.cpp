@@ -5,6 +5,8 @@
 
 #include "informer/etcd/errors.hpp"
 
+#include "loopback_port.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 // g++ 12 flags options members left to their defaults in designated initializers, which is how
@@ -17,10 +19,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
-
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <future>
@@ -35,33 +33,6 @@ namespace asio = boost::asio;
 namespace etcd = informer::etcd;
 
 namespace {
-
-// A loopback socket on a free port: listening (connections are accepted and never answered) or
-// not (connections are refused).
-class loopback_port {
-public:
-  explicit loopback_port(bool listening) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    if (listening) {
-      BOOST_REQUIRE(::listen(fd_, 16) == 0);
-    }
-  }
-  ~loopback_port() { ::close(fd_); }
-  loopback_port(const loopback_port&) = delete;
-  loopback_port& operator=(const loopback_port&) = delete;
-
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-private:
-  int fd_;
-  int port_ = 0;
-};
 
 // A client of `endpoint` and a generic source of "/s/" on an io_context run by one thread.
 struct harness {

@@ -32,9 +32,11 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/require.hpp>
 
 #include <atomic>
 #include <memory>
@@ -90,20 +92,25 @@ public:
   }
 
   /// On cancellation, completes with `args` (typically operation_aborted and an empty value).
+  /// Always posted, whatever the delivery: the signal is emitted on the handler's executor, and
+  /// the handler must not run inside `emit`.
   void cancel_with(Args... args) {
     on_cancellation([weak = this->weak_from_this(),
                      args = std::tuple<Args...>(std::move(args)...)](boost::asio::cancellation_type) mutable {
-      if (auto self = weak.lock()) std::apply([&](Args&... a) { self->complete(std::move(a)...); }, args);
+      if (auto self = weak.lock()) {
+        std::apply([&](Args&... a) { self->finish(delivery::post, nullptr, std::move(a)...); }, args);
+      }
     });
   }
 
   /// Hands `args` to the handler; false (and nothing happens) when it was completed before.
-  bool complete(Args... args) { return finish(nullptr, std::move(args)...); }
+  bool complete(Args... args) { return finish(how_, nullptr, std::move(args)...); }
 
   /// As `complete`; `owner` is released on the handler's executor after the handler ran, so that
   /// the last reference to an operation's state is not dropped on a foreign thread (gRPC's).
+  /// When completed before, `owner` is released through the fallback executor instead.
   bool complete_releasing(std::shared_ptr<const void> owner, Args... args) {
-    return finish(std::move(owner), std::move(args)...);
+    return finish(how_, std::move(owner), std::move(args)...);
   }
 
   /// True once `complete` was called (the handler may not have run yet).
@@ -136,16 +143,27 @@ private:
     std::shared_ptr<const void> owner;
   };
 
-  bool finish(std::shared_ptr<const void> owner, Args&&... args) {
-    if (completed_.exchange(true, std::memory_order_acq_rel)) return false;
+  bool finish(delivery how, std::shared_ptr<const void> owner, Args&&... args) {
+    if (completed_.exchange(true, std::memory_order_acq_rel)) {
+      if (owner) never_blocking(fallback_).execute([owner = std::move(owner)] {});
+      return false;
+    }
     invocation call{handler_type(std::move(handler_)),       fallback_,       std::move(work_), slot_, installed_,
                     std::tuple<Args...>(std::move(args)...), std::move(owner)};
-    if (how_ == delivery::post) {
-      boost::asio::post(fallback_, std::move(call));
+    if (how == delivery::post) {
+      // A plain job, then a dispatch from inside it: `asio::post` would wrap `call` in a work
+      // dispatcher holding a tracked copy of the handler's executor, released on the fallback's
+      // thread after the handler may have run and its context be gone. This way `call.work` is
+      // the only hold, released after the handler, on the handler's executor.
+      never_blocking(fallback_).execute([call = std::move(call)]() mutable { boost::asio::dispatch(std::move(call)); });
     } else {
       boost::asio::dispatch(std::move(call));
     }
     return true;
+  }
+
+  static boost::asio::any_io_executor never_blocking(const boost::asio::any_io_executor& ex) {
+    return boost::asio::require(ex, boost::asio::execution::blocking.never);
   }
 
   std::atomic<bool> completed_{false};
