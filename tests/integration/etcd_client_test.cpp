@@ -635,6 +635,9 @@ BOOST_AUTO_TEST_CASE(username_and_password) {
   recorder rec;
   auto handle = c.watch("/auth/", {.prefix = true, .start_revision = rev}, rec.callback());
   rec.wait_revision(rev);
+  auto lease = must(c.lease_grant(4));
+  must(c.put("/auth/leased", "x", lease.id));
+  auto keeper = c.keep_alive(lease.id);
 
   // etcd's simple tokens die with the process: the client authenticates again by itself, for a
   // watch (etcd refuses its create with "permission denied") as for a unary call.
@@ -647,6 +650,9 @@ BOOST_AUTO_TEST_CASE(username_and_password) {
   const auto after = must(other.put("/auth/b", "2"));
   again.wait_revision(after);
   BOOST_TEST(must(c.get("/auth/b"), "get after restart (stale token)")->value == "2");
+  // The keep-alive, refused with its stale token, authenticated again too: the lease outlives its TTL.
+  std::this_thread::sleep_for(6s);
+  BOOST_TEST(must(c.get("/auth/leased"), "get of the leased key")->value == "x");
 }
 
 BOOST_AUTO_TEST_CASE(lease_keep_alive_and_revoke) {

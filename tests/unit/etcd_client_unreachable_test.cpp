@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -106,6 +107,29 @@ BOOST_AUTO_TEST_CASE(authenticating_does_not_hold_up_the_clients_thread) {
   }
   BOOST_TEST((first.wait(0s).kind == etcd::watch_update_kind::canceled));
   BOOST_TEST((second.wait(0s).kind == etcd::watch_update_kind::canceled));
+}
+
+BOOST_AUTO_TEST_CASE(a_keep_alive_authenticating_does_not_hold_up_the_clients_thread) {
+  // The keep-alive's Authenticate call to a silent endpoint is out for the whole test; the watch
+  // handle's destructor below needs the client's thread, and gets it at once.
+  loopback_port silent(true);
+  auto c = connect({.endpoints = {silent.endpoint()},
+                    .username = "root",
+                    .password = "secret",
+                    .dial_timeout = 8s,
+                    .request_timeout = 8s});
+  std::promise<informer::error> ended;
+  auto keeper = c.keep_alive(42, {.on_end = [&](const informer::error& why) { ended.set_value(why); }});
+  std::this_thread::sleep_for(200ms);
+  final_update watched;
+  const auto started = std::chrono::steady_clock::now();
+  { auto handle = c.watch("/b", {}, watched.callback()); }
+  BOOST_TEST(watched.arrived());
+  keeper.stop();
+  auto result = ended.get_future();
+  BOOST_REQUIRE(result.wait_for(4s) == std::future_status::ready);
+  BOOST_TEST(!result.get(), "stop() ends a keep-alive with no error, even while it authenticates");
+  BOOST_TEST((std::chrono::steady_clock::now() - started < 4s));
 }
 
 BOOST_AUTO_TEST_CASE(destroying_the_client_ends_pending_watches_promptly) {

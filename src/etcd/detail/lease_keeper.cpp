@@ -9,20 +9,26 @@
 
 namespace informer::etcd::detail {
 
-// One LeaseKeepAlive call: start, a read loop, one write at a time, Finish. Its Finish is its last
-// operation; the keeper deletes it from there. Loop thread only.
+// One LeaseKeepAlive call: an Authenticate call first when no token is known, then start, a read
+// loop, one write at a time, Finish. Its last operation (a failed Authenticate, or Finish) reports
+// to the keeper, which deletes it from there. Nothing waits on the loop thread. Loop thread only.
 class keep_alive_call {
 public:
-  keep_alive_call(lease_keeper& keeper, std::size_t endpoint, std::string token)
-      : keeper_(keeper), endpoint_(endpoint), token_(std::move(token)) {}
+  keep_alive_call(lease_keeper& keeper, std::size_t endpoint) : keeper_(keeper), endpoint_(endpoint) {}
 
-  void start() {
-    connection::attach_token(context_, token_);
-    context_.set_wait_for_ready(true);
-    request_.set_id(keeper_.lease_id_);
-    call_ = keeper_.conn_->at(endpoint_).lease->PrepareAsyncLeaseKeepAlive(&context_, keeper_.loop_->queue());
+  void open() {
+    connection& conn = *keeper_.conn_;
+    if (auto token = conn.cached_token()) {
+      start(std::move(*token));
+      return;
+    }
+    authenticating_ = true;
+    auth_context_.set_deadline(std::chrono::system_clock::now() + conn.options().request_timeout);
+    auth_request_ = conn.authenticate_request();
+    auth_ = conn.at(endpoint_).auth->PrepareAsyncAuthenticate(&auth_context_, auth_request_, keeper_.loop_->queue());
+    auth_->StartCall();
     begin_op();
-    call_->StartCall(&start_op_);
+    auth_->Finish(&auth_response_, &auth_status_, &auth_op_);
   }
 
   // Sends one renewal now (or as soon as the call has started).
@@ -39,12 +45,41 @@ public:
     call_->Write(request_, &write_op_);
   }
 
-  void cancel() { context_.TryCancel(); }
+  void cancel() {
+    if (authenticating_) {
+      canceled_ = true;
+      auth_context_.TryCancel();
+    } else {
+      context_.TryCancel();
+    }
+  }
   std::size_t endpoint() const noexcept { return endpoint_; }
   const std::string& token() const noexcept { return token_; }
 
 private:
   void begin_op() { keeper_.loop_->started(); }
+
+  void start(std::string token) {
+    token_ = std::move(token);
+    connection::attach_token(context_, token_);
+    context_.set_wait_for_ready(true);
+    request_.set_id(keeper_.lease_id_);
+    call_ = keeper_.conn_->at(endpoint_).lease->PrepareAsyncLeaseKeepAlive(&context_, keeper_.loop_->queue());
+    begin_op();
+    call_->StartCall(&start_op_);
+  }
+
+  void on_authenticated(bool) {
+    authenticating_ = false;
+    auto token = keeper_.conn_->finish_authenticate(endpoint_, auth_status_, auth_response_);
+    if (canceled_) {
+      keeper_.on_open_failed(endpoint_, error{errc::canceled, "canceled"});  // deletes this
+    } else if (!token) {
+      keeper_.on_open_failed(endpoint_, token.error());  // deletes this
+    } else {
+      start(std::move(*token));
+    }
+  }
 
   void read_next() {
     reading_ = true;
@@ -108,7 +143,14 @@ private:
 
   lease_keeper& keeper_;
   const std::size_t endpoint_;
-  const std::string token_;
+  std::string token_;
+  bool authenticating_ = false;
+  bool canceled_ = false;  // canceled while authenticating
+  grpc::ClientContext auth_context_;
+  etcdserverpb::AuthenticateRequest auth_request_;
+  etcdserverpb::AuthenticateResponse auth_response_;
+  grpc::Status auth_status_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<etcdserverpb::AuthenticateResponse>> auth_;
   grpc::ClientContext context_;
   std::unique_ptr<
       grpc::ClientAsyncReaderWriter<etcdserverpb::LeaseKeepAliveRequest, etcdserverpb::LeaseKeepAliveResponse>>
@@ -124,6 +166,7 @@ private:
   bool finishing_ = false;
   bool answered_ = false;
 
+  member_operation<keep_alive_call, &keep_alive_call::on_authenticated> auth_op_{this};
   member_operation<keep_alive_call, &keep_alive_call::on_start> start_op_{this};
   member_operation<keep_alive_call, &keep_alive_call::on_read> read_op_{this};
   member_operation<keep_alive_call, &keep_alive_call::on_write> write_op_{this};
@@ -169,22 +212,25 @@ void lease_keeper::open_call() {
   if (ended_) {
     return;
   }
-  const std::size_t index = conn_->preferred();
-  auto token = conn_->token(index);  // blocks the loop for one round trip when a token is needed
-  if (!token) {
-    if (token.error().code() == make_error_code(errc::unavailable)) {
-      conn_->failed(index);
-      ++failures_;
-      schedule(std::chrono::milliseconds{250 << std::min(failures_, 4)});
-      return;
-    }
-    end_on_loop(error{token.error().code(),
-                      "keep-alive of lease " + std::to_string(lease_id_) + ": " + token.error().detail()});
+  call_ = std::make_unique<keep_alive_call>(*this, conn_->preferred());
+  call_->open();
+  call_->send();  // sent once the call has started
+}
+
+void lease_keeper::on_open_failed(std::size_t endpoint, error why) {
+  auto self = shared_from_this();
+  call_.reset();
+  if (ended_) {
+    release_if_done();
     return;
   }
-  call_ = std::make_unique<keep_alive_call>(*this, index, std::move(*token));
-  call_->start();
-  call_->send();
+  if (why.code() == make_error_code(errc::unavailable)) {
+    conn_->failed(endpoint);
+    ++failures_;
+    schedule(std::chrono::milliseconds{250 << std::min(failures_, 4)});
+    return;
+  }
+  end_on_loop(error{why.code(), "keep-alive of lease " + std::to_string(lease_id_) + ": " + why.detail()});
 }
 
 void lease_keeper::on_answer(std::int64_t ttl) {
@@ -212,11 +258,7 @@ void lease_keeper::on_call_end(const grpc::Status& status, bool answered) {
   using grpc::StatusCode;
   const StatusCode code = status.error_code();
   if (conn_->authenticates() && is_token_error(status)) {
-    if (auto fresh = conn_->refresh_token(endpoint, token); !fresh) {
-      end_on_loop(error{fresh.error().code(),
-                        "keep-alive of lease " + std::to_string(lease_id_) + ": " + fresh.error().detail()});
-      return;
-    }
+    conn_->drop_token(token);  // the next call authenticates afresh, asynchronously
   } else if (code != StatusCode::UNAVAILABLE && code != StatusCode::DEADLINE_EXCEEDED &&
              code != StatusCode::CANCELLED && code != StatusCode::INTERNAL && code != StatusCode::UNKNOWN &&
              code != StatusCode::OK) {

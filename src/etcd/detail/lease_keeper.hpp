@@ -40,6 +40,8 @@ public:
 private:
   friend class keep_alive_call;
   void open_call();
+  // The call's Authenticate failed (or was canceled); deletes the call.
+  void on_open_failed(std::size_t endpoint, error why);
   void send();
   void on_answer(std::int64_t ttl);
   void on_call_end(const grpc::Status& status, bool answered);
