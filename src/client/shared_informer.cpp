@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -177,6 +178,59 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
   }
 };
 
+// The reflector's loop calls user code: the transform (through the sink), the metrics hooks and
+// the watch-error handler. Each such call passes through here, so that `stop` can keep the promise
+// "never after it returns" whether the executor still runs or not: `close` refuses new calls and
+// waits for the one in progress (a relist's transform loop checks `stopping` and ends early). A
+// call in progress is running on some thread, so that wait ends; only the loop's frames, which
+// call nothing once the gate is closed, are left to the grace period of `stop`. `close` from
+// inside a call (a hook that stops the informer) does not wait for itself. Calls do not nest.
+class call_gate {
+public:
+  template <class F>
+  void run(F&& f) {
+    {
+      informer::lock_guard lock(mutex_);
+      if (closed_) return;
+      ++active_;
+    }
+    struct leave {
+      call_gate& gate;
+      ~leave() {
+        current_ = nullptr;
+        {
+          informer::lock_guard lock(gate.mutex_);
+          --gate.active_;
+        }
+        gate.idle_.notify_all();
+      }
+    } guard{*this};
+    current_ = this;
+    std::forward<F>(f)();
+  }
+
+  // Wraps a hook so that it runs through the gate; an empty hook stays empty.
+  template <class... Args>
+  std::function<void(Args...)> wrap(std::function<void(Args...)> hook) {
+    if (!hook) return hook;
+    return [this, hook = std::move(hook)](Args... args) { run([&] { hook(args...); }); };
+  }
+
+  void close() {
+    informer::unique_lock lock(mutex_);
+    closed_ = true;
+    const int own = current_ == this ? 1 : 0;
+    idle_.wait(lock, [&]() INFORMER_REQUIRES(mutex_) { return active_ <= own; });
+  }
+
+private:
+  static inline thread_local const call_gate* current_ = nullptr;  // the gate whose call runs here
+  informer::mutex mutex_;
+  informer::condition_variable idle_;
+  bool closed_ INFORMER_GUARDED_BY(mutex_) = false;
+  int active_ INFORMER_GUARDED_BY(mutex_) = 0;
+};
+
 // Everything an informer owns, shared with the jobs it posts so that a job outliving the
 // `shared_informer` finds valid state.
 //
@@ -195,25 +249,40 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
   struct sink final : reflector_store {
     explicit sink(informer_state& s) : state(s) {}
     void add(object::ptr obj) override {
-      state.fifo.add(state.transformed(std::move(obj)));
-      state.schedule_drain();
+      state.gate.run([&] {
+        state.fifo.add(state.transformed(std::move(obj)));
+        state.schedule_drain();
+      });
     }
     void update(object::ptr obj) override {
-      state.fifo.update(state.transformed(std::move(obj)));
-      state.schedule_drain();
+      state.gate.run([&] {
+        state.fifo.update(state.transformed(std::move(obj)));
+        state.schedule_drain();
+      });
     }
     void remove(object::ptr obj) override {
-      state.fifo.delete_object(state.transformed(std::move(obj)));
-      state.schedule_drain();
+      state.gate.run([&] {
+        state.fifo.delete_object(state.transformed(std::move(obj)));
+        state.schedule_drain();
+      });
     }
     void replace(std::vector<object::ptr> objects, std::string resource_version) override {
-      for (auto& obj : objects) obj = state.transformed(std::move(obj));
-      state.fifo.replace(std::move(objects), std::move(resource_version));
-      state.schedule_drain();
+      state.gate.run([&] {
+        if (state.options.transform) {
+          for (auto& obj : objects) {
+            if (state.stopping.load()) return;  // stop() waits for this loop: cut it short
+            obj = state.transformed(std::move(obj));
+          }
+        }
+        state.fifo.replace(std::move(objects), std::move(resource_version));
+        state.schedule_drain();
+      });
     }
     void resync() override {
-      state.fifo.resync();
-      state.schedule_drain();
+      state.gate.run([&] {
+        state.fifo.resync();
+        state.schedule_drain();
+      });
     }
     informer_state& state;
   };
@@ -241,6 +310,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
   delta_fifo fifo;  // thread-safe; the drain is its only consumer
   sink store;
 
+  call_gate gate;                            // the reflector loop's calls into user code
   std::atomic<bool> drain_scheduled{false};  // a drain job is posted or running
   std::atomic<bool> stopping{false};         // set with `stopped`; read without the lock
   std::once_flag stop_once;
@@ -389,10 +459,16 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
       // Resync is the informer's own (per listener), not the reflector's.
       ro.resync_period = std::chrono::nanoseconds(0);
       ro.should_resync = nullptr;
+      ro.metrics.on_list = gate.wrap(std::move(ro.metrics.on_list));
+      ro.metrics.on_watch_open = gate.wrap(std::move(ro.metrics.on_watch_open));
+      ro.metrics.on_watch_close = gate.wrap(std::move(ro.metrics.on_watch_close));
+      ro.metrics.on_error = gate.wrap(std::move(ro.metrics.on_error));
+      ro.metrics.on_backoff = gate.wrap(std::move(ro.metrics.on_backoff));
+      ro.metrics.on_relist = gate.wrap(std::move(ro.metrics.on_relist));
       // The loop shares ownership of this state, so a loop that outlives `stop` (its executor
       // no longer runs) never writes into freed memory.
       refl = reflector::create(source, std::shared_ptr<reflector_store>(shared_from_this(), &store), std::move(ro));
-      if (options.watch_error_handler) refl->set_watch_error_handler(options.watch_error_handler);
+      if (options.watch_error_handler) refl->set_watch_error_handler(gate.wrap(options.watch_error_handler));
       const auto now = steady::now();
       for (const auto& l : listeners)
         if (l->resync_period.count() > 0) l->next_resync = now + l->resync_period;
@@ -417,8 +493,10 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
         ls.swap(listeners);
       }
       // From here nothing is distributed: `process` checks `stopped` under the mutex.
+      if (r) r->stop();
+      // From here the loop calls no user code: a call in progress has ended.
+      gate.close();
       if (r) {
-        r->stop();
         // Bounded: when the executor has been stopped for good the loop cannot end, and a
         // destructor must not hang; the loop then ends whenever the executor is destroyed.
         r->join_for(stop_grace);
@@ -506,7 +584,8 @@ handler_registration shared_informer::add_event_handler(resource_event_handlers 
 }
 
 void shared_informer::remove_event_handler(const handler_registration& registration) {
-  if (registration.listener_) state_->remove_listener(registration.listener_);
+  // Another informer's registration (or one of an informer that is gone) is not ours to stop.
+  if (registration.listener_ && registration.state_.lock() == state_) state_->remove_listener(registration.listener_);
 }
 
 void shared_informer::run() { state_->run(); }

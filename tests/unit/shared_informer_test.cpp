@@ -627,6 +627,57 @@ BOOST_AUTO_TEST_CASE(remove_event_handler_stops_delivery) {
   inf->stop();
 }
 
+BOOST_AUTO_TEST_CASE(remove_event_handler_ignores_another_informers_registration) {
+  executor_pool pool;
+  auto source = std::make_shared<scripted_source>(pool.executor());
+  source->create(cm("a"));
+  auto mine = shared_informer::create(source, test_options());
+  auto other = shared_informer::create(source, test_options());
+  event_log log;
+  auto reg = mine->add_event_handler(log.handlers());
+  other->remove_event_handler(reg);  // not other's: nothing happens
+  mine->run();
+  BOOST_REQUIRE(eventually([&] { return reg.has_synced(); }));
+  BOOST_REQUIRE(source->wait_for_watches(1, patience));
+  source->create(cm("b"));
+  BOOST_TEST(log.wait_for("add ns/b"));
+  mine->stop();
+}
+
+BOOST_AUTO_TEST_CASE(no_transform_or_hook_runs_after_stop_returns) {
+  // A relist whose transform takes a while: stop() arrives in the middle of it.
+  executor_pool pool(1);
+  auto source = std::make_shared<scripted_source>(pool.executor());
+  for (int i = 0; i < 300; ++i) source->create(cm(numbered("cm-", i)));
+  std::atomic<bool> returned{false};
+  std::atomic<int> transforms{0};
+  std::atomic<int> late_calls{0};
+  auto options = test_options();
+  options.transform = [&](object::ptr obj) {
+    if (returned.load()) ++late_calls;
+    ++transforms;
+    std::this_thread::sleep_for(5ms);
+    return obj;
+  };
+  options.reflector.metrics.on_list = [&](std::size_t, std::chrono::nanoseconds) {
+    if (returned.load()) ++late_calls;
+  };
+  options.watch_error_handler = [&](const informer::error&) {
+    if (returned.load()) ++late_calls;
+  };
+  auto inf = shared_informer::create(source, options);
+  inf->run();
+  BOOST_REQUIRE(eventually([&] { return transforms.load() >= 10; }));
+  const auto started = std::chrono::steady_clock::now();
+  inf->stop();
+  returned = true;
+  const auto took = std::chrono::steady_clock::now() - started;
+  std::this_thread::sleep_for(500ms);  // time for a loop that went on to show itself
+  BOOST_TEST(late_calls.load() == 0);
+  BOOST_TEST(transforms.load() < 300, "the relist's transform loop ended early");
+  BOOST_TEST((took < 1s));
+}
+
 BOOST_AUTO_TEST_CASE(lifecycle_stop_is_idempotent_and_final) {
   executor_pool pool;
   auto source = std::make_shared<scripted_source>(pool.executor());

@@ -46,9 +46,12 @@
 // Thread safety: every member of `shared_informer` and `handler_registration` is thread-safe.
 // `stop()` (and so the destructor) and `remove_event_handler` wait for work in progress: never
 // call `stop()` from a handler or from a thread of the source's executor (it joins the reflector,
-// which needs that executor). If the executor no longer runs, `stop()` gives the reflector a
-// quarter of a second and returns; the loop ends when the executor is destroyed. `remove_event_handler` may be
-// called from the handler being removed (it then does not wait for itself).
+// which needs that executor). A call into user code in progress when `stop()` is called (a
+// handler, the transform, a metrics hook, the watch-error handler) is waited for; a relist's
+// transform loop ends early. If the executor no longer runs, `stop()` then gives the reflector's
+// loop a quarter of a second and returns; the loop, which calls no user code any more, ends when
+// the executor is destroyed. `remove_event_handler` may be called from the handler being removed
+// (it then does not wait for itself).
 // Lifetimes: the informer keeps its source alive. Handlers and hooks are called until `stop()` or
 // `remove_event_handler` returns, never after. The informer's internal state (cache included) lives
 // until the last job posted on an executor has run or been destroyed, even after the
@@ -201,7 +204,7 @@ public:
                                          std::optional<std::chrono::nanoseconds> resync_period = std::nullopt);
   /// Stops delivery to the handler: drops what is queued for it and waits for a call in progress
   /// (unless called from that handler). No call starts after it returns. Unknown or already
-  /// removed registrations are ignored.
+  /// removed registrations, and registrations of another informer, are ignored.
   void remove_event_handler(const handler_registration& registration);
 
   /// Starts the reflector (list, then watch) and the resync timer. Later calls, and calls after
