@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 namespace informer {
 
 status status::from_json(const boost::json::value& v) {
@@ -15,7 +17,7 @@ status status::from_json(const boost::json::value& v) {
     s.details = *d;
     if (const auto* dd = d->if_object()) {
       if (const auto* ra = dd->if_contains("retryAfterSeconds"); ra && ra->is_int64() && ra->get_int64() > 0)
-        s.retry_after = std::chrono::seconds(ra->get_int64());
+        s.retry_after = std::chrono::seconds(std::min(ra->get_int64(), std::int64_t{retry_after_limit.count()}));
     }
   }
   return s;

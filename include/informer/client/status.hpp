@@ -24,8 +24,10 @@ struct status {
   std::string reason{};          ///< e.g. "Expired", "Forbidden", "Conflict"
   std::string message{};         ///< for people
   boost::json::value details{};  ///< `details` as sent (null when absent)
-  /// Server-suggested delay (Retry-After or details.retryAfterSeconds), when given.
+  /// Server-suggested delay (Retry-After or details.retryAfterSeconds), when given; clamped to
+  /// `retry_after_limit`, so that a hostile value cannot overflow a later conversion.
   std::optional<std::chrono::seconds> retry_after{};
+  static constexpr std::chrono::seconds retry_after_limit = std::chrono::hours(24);
 
   /// Reads a `Status` object; missing fields stay empty. Never fails.
   static status from_json(const boost::json::value& v);

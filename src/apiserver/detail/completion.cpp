@@ -4,6 +4,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 namespace informer::detail {
@@ -39,9 +40,11 @@ std::optional<std::chrono::seconds> retry_after_header(const http::fields& heade
   const auto v = it->value();
   long long seconds = 0;
   const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
+  if (ec == std::errc::result_out_of_range && v.front() != '-' && end == v.data() + v.size())
+    return status::retry_after_limit;  // a number too large for any clock
   if (ec != std::errc{} || end != v.data() + v.size() || seconds < 0)
     return std::nullopt;  // HTTP dates: not used by Kubernetes
-  return std::chrono::seconds(seconds);
+  return std::min(std::chrono::seconds(seconds), status::retry_after_limit);
 }
 
 bool is_status(const boost::json::value& v) {
