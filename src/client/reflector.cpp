@@ -131,6 +131,7 @@ struct reflector::loop {
         if (e == condition::relist_required && !first_rv.empty()) resource_version_unavailable = true;
         co_return e;
       }
+      for (const auto& why : page.skipped) report(why);
       if (items.empty()) {
         items = std::move(page.items);
       } else {

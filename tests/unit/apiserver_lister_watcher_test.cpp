@@ -203,11 +203,59 @@ BOOST_AUTO_TEST_CASE(json_list_items_get_kind_and_api_version) {
   BOOST_TEST(empty->items.empty());
   BOOST_TEST(empty->resource_version == "5");
 
-  auto broken =
-      decode_list("application/json", R"({"kind":"CronTabList","items":[{"metadata":{}}]})", settings(crontabs));
-  BOOST_TEST_REQUIRE(broken.has_error());
-  BOOST_TEST((broken.error().code() == make_error_code(errc::malformed_response)), broken.error().what());
   BOOST_TEST(decode_list("application/json", "{\"items\":[", settings()).has_error());
+}
+
+BOOST_AUTO_TEST_CASE(an_undecodable_list_item_is_skipped_and_reported_with_its_key) {
+  // One bad object must not fail every relist: it is left out, named, and the rest is kept.
+  auto list = decode_list("application/json",
+                          R"({"kind":"CronTabList","metadata":{"resourceVersion":"9"},"items":[)"
+                          R"({"metadata":{"name":"good","namespace":"n"}},)"
+                          R"({"metadata":{}},)"
+                          R"(7,)"
+                          R"({"metadata":{"name":"bad","namespace":"n","labels":{"app":7}}},)"
+                          R"({"metadata":{"name":"also-good","namespace":"n"}}]})",
+                          settings(crontabs));
+  BOOST_TEST_REQUIRE(list.has_value(), list.error().what());
+  BOOST_TEST(list->resource_version == "9");
+  BOOST_TEST_REQUIRE(list->items.size() == 2u);
+  BOOST_TEST(list->items[0]->name() == "good");
+  BOOST_TEST(list->items[1]->name() == "also-good");
+  BOOST_TEST_REQUIRE(list->skipped.size() == 3u);
+  for (const auto& e : list->skipped) {
+    BOOST_TEST_MESSAGE(e.what());
+    BOOST_TEST(e.detail().ends_with("(item skipped)"));
+  }
+  BOOST_TEST((list->skipped[0].code() == make_error_code(errc::malformed_response)));
+  BOOST_TEST(list->skipped[0].detail().starts_with("item 1 of the list of crontabs"), list->skipped[0].detail());
+  BOOST_TEST(list->skipped[1].detail().starts_with("item 2 of the list of crontabs"), list->skipped[1].detail());
+  BOOST_TEST(list->skipped[2].detail().starts_with("item 3 (n/bad) of the list of crontabs"),
+             list->skipped[2].detail());
+}
+
+BOOST_AUTO_TEST_CASE(an_undecodable_protobuf_list_item_is_skipped_and_reported_with_its_key,
+                     *boost::unit_test::precondition([](auto) { return informer::codec::has_schemas(); })) {
+  namespace codec = informer::codec;
+  // Item "b": its metadata decodes, its data (field 2, a map) is a number.
+  const std::string list_raw = field(1, field(2, "31")) + field(2, configmap_message("a", "30")) +
+                               field(2, field(1, object_meta("b", "31")) + field_varint(2, 5)) +
+                               field(2, configmap_message("c", "31"));
+  const auto body = codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMapList", .raw = list_raw});
+  auto list = decode_list("application/vnd.kubernetes.protobuf", body, settings());
+  BOOST_TEST_REQUIRE(list.has_value(), list.error().what());
+  BOOST_TEST_REQUIRE(list->items.size() == 2u);
+  BOOST_TEST(list->items[0]->name() == "a");
+  BOOST_TEST(list->items[1]->name() == "c");
+  BOOST_TEST_REQUIRE(list->skipped.size() == 1u);
+  BOOST_TEST_MESSAGE(list->skipped[0].what());
+  BOOST_TEST((list->skipped[0].code() == make_error_code(errc::malformed_response)));
+  BOOST_TEST(list->skipped[0].detail().starts_with("item 1 (default/b) of the protobuf list of configmaps"),
+             list->skipped[0].detail());
+  // Bytes that are not a list at all still fail the page.
+  BOOST_TEST(decode_list("application/vnd.kubernetes.protobuf",
+                         codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMapList", .raw = "\xff\xff"}),
+                         settings())
+                 .has_error());
 }
 
 BOOST_AUTO_TEST_CASE(metadata_only_objects_take_the_resources_type) {

@@ -62,6 +62,20 @@ detailed_result<object::ptr> build(const json::value& v, const decode_settings& 
                          std::string(context) + ": " + obj.error().what()};
 }
 
+// "item 3 (ns/name) of the list of pods": where an item that cannot be decoded sits, with its key
+// when its metadata says it.
+std::string item_context(std::size_t index, const json::object* item, std::string_view list) {
+  std::string out = "item " + std::to_string(index);
+  if (item != nullptr) {
+    const auto ns = metadata_string(*item, "namespace");
+    const auto name = metadata_string(*item, "name");
+    if (!name.empty()) out += " (" + (ns.empty() ? std::string(name) : std::string(ns) + "/" + std::string(name)) + ")";
+  }
+  return out + " of " + std::string(list);
+}
+
+informer::error skipped(informer::error e) { return {e.code(), e.detail() + " (item skipped)"}; }
+
 std::string item_kind(std::string_view list_kind, const decode_settings& s) {
   constexpr std::string_view suffix = "List";
   if (s.metadata_only || list_kind.size() <= suffix.size() || !list_kind.ends_with(suffix)) return s.res.kind;
@@ -136,13 +150,21 @@ detailed_result<object_list> decode_json_list(std::string_view body, const decod
   if (items->is_null()) return out;
   auto& array = items->get_array();
   out.items.reserve(array.size());
+  const std::string list_name = "the list of " + to_string(s.res);
   for (std::size_t i = 0; i < array.size(); ++i) {
-    if (!array[i].is_object()) return malformed("item " + std::to_string(i) + " of the list is not an object");
+    if (!array[i].is_object()) {
+      out.skipped.push_back(skipped(malformed(item_context(i, nullptr, list_name) + " is not an object")));
+      continue;
+    }
+    const std::string context = item_context(i, &array[i].get_object(), list_name);
     json::value item = with_type(std::move(array[i].get_object()), kind, api_version, s.metadata_only);
-    auto obj = build(item, s, "item " + std::to_string(i) + " of the list of " + to_string(s.res));
-    if (!obj) return obj.error();
-    out.items.push_back(std::move(*obj));
     array[i] = nullptr;  // frees the item's DOM as we go
+    auto obj = build(item, s, context);
+    if (obj) {
+      out.items.push_back(std::move(*obj));
+    } else {
+      out.skipped.push_back(skipped(obj.error()));
+    }
   }
   return out;
 }
@@ -165,7 +187,7 @@ detailed_result<object_list> decode_protobuf_list(std::string_view body, const d
   const std::string api_version =
       s.metadata_only || env->api_version.empty() ? s.res.api_version() : std::string(env->api_version);
   object_list out;
-  informer::error failure;
+  const std::string list_name = "the protobuf list of " + to_string(s.res);
   std::size_t index = 0;
   // A list is {ListMeta metadata = 1; repeated <Kind> items = 2}; ListMeta {resourceVersion = 2,
   // continue = 3, remainingItemCount = 4}.
@@ -184,21 +206,25 @@ detailed_result<object_list> decode_protobuf_list(std::string_view body, const d
     }
     if (f.number != 2) return true;
     if (f.type != wire_type::length_delimited) return false;
-    const std::string context = "item " + std::to_string(index++) + " of the protobuf list of " + to_string(s.res);
-    auto item = object_from_protobuf({.api_version = api_version, .kind = kind, .raw = f.bytes}, s, api_version, kind);
+    const codec::envelope env{.api_version = api_version, .kind = kind, .raw = f.bytes};
+    // Its key, for the report, from the metadata alone (which may decode when the rest does not).
+    auto context = [&, i = index++] {
+      auto md = codec::metadata_to_json(env);
+      return item_context(i, md && md->is_object() ? &md->get_object() : nullptr, list_name);
+    };
+    auto item = object_from_protobuf(env, s, api_version, kind);
     if (!item) {
-      failure = from_codec(item.error(), context);
-      return false;
+      out.skipped.push_back(skipped(from_codec(item.error(), context())));
+      return true;
     }
-    auto obj = build(*item, s, context);
+    auto obj = build(*item, s, "");
     if (!obj) {
-      failure = obj.error();
-      return false;
+      out.skipped.push_back(skipped(informer::error{obj.error().code(), context() + obj.error().detail()}));
+      return true;
     }
     out.items.push_back(std::move(*obj));
     return true;
   });
-  if (failure) return failure;
   if (!ok) return malformed("the protobuf list of " + to_string(s.res) + " is not a valid protobuf message");
   return out;
 }
