@@ -52,12 +52,16 @@ informer::error check_target(const std::string& target) {
 
 asio::awaitable<std::tuple<informer::error, http_response>> run_request(state_ptr s, http::verb method,
                                                                         std::string target, http::fields headers,
-                                                                        std::string body) {
+                                                                        std::string body,
+                                                                        http_request_options options) {
   if (auto e = check_target(target)) co_return std::tuple{e, http_response{}};
   std::string what = std::string{http::to_string(method)} + " " + s->url_for(s->url.prefix + target);
   const bool caller_authorization = headers.find(http::field::authorization) != headers.end();
   auto req = make_request(*s, method, target, headers, std::move(body));
-  const retry_policy policy{.throttle = true, .max_retries_after_429 = s->options.max_retries_after_429};
+  const exchange_policy policy{
+      .throttle = true,
+      .max_retries_after_429 = s->options.max_retries_after_429,
+      .max_body_size = options.list ? s->options.max_list_body_size : s->options.max_body_size};
   auto r =
       co_await perform_exchange(s, std::move(req), caller_authorization, answer_part::whole, policy, std::move(what));
   co_return std::tuple{std::move(r.error), std::move(r.response)};
@@ -149,7 +153,8 @@ asio::awaitable<std::tuple<informer::error, std::shared_ptr<http_stream>>> run_s
   const bool caller_authorization = headers.find(http::field::authorization) != headers.end();
   auto req = make_request(*s, http::verb::get, target, headers, {});
   // Streams are not throttled, and a 429 is an answer like any other.
-  auto r = co_await perform_exchange(s, std::move(req), caller_authorization, answer_part::head, retry_policy{}, what);
+  auto r =
+      co_await perform_exchange(s, std::move(req), caller_authorization, answer_part::head, exchange_policy{}, what);
   if (r.error) co_return result{std::move(r.error), nullptr};
   auto stream =
       std::make_shared<stream_impl>(s, std::move(r.connection), std::move(r.parser), std::move(r.response), what);
@@ -193,9 +198,10 @@ void http_client::close_idle_connections() { state_->pool.close_idle(); }
 
 void http_client::start_request(const std::shared_ptr<state>& s, boost::beast::http::verb method,
                                 std::string path_and_query, boost::beast::http::fields headers, std::string body,
+                                http_request_options options,
                                 boost::asio::any_completion_handler<request_signature> handler) {
   std::string what = std::string{boost::beast::http::to_string(method)} + " " + s->url_for(path_and_query);
-  auto run = detail::run_request(s, method, std::move(path_and_query), std::move(headers), std::move(body));
+  auto run = detail::run_request(s, method, std::move(path_and_query), std::move(headers), std::move(body), options);
   detail::spawn_operation(s->executor, std::move(run), std::move(handler), std::move(what));
 }
 

@@ -226,7 +226,7 @@ void apiserver_lister_watcher::list_impl(list_options o, asio::any_completion_ha
   headers.set(http::field::accept, state_->list_accept);
   auto client = state_->client;
   client.async_request(
-      http::verb::get, std::move(target), std::move(headers), {},
+      http::verb::get, std::move(target), std::move(headers), {}, http_request_options{.list = true},
       [st = state_, op](informer::error e, http_response r) {
         if (op->completed()) return;  // cancelled: nobody waits for the decoding
         if (e) {

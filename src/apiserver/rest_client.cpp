@@ -37,7 +37,8 @@ informer::error malformed(const http_client& http, const rest_request& r, const 
 asio::awaitable<outcome<http_response>> send(http_client http, const rest_request& r) {
   http::fields headers;
   if (!r.content_type.empty()) headers.set(http::field::content_type, r.content_type);
-  co_return co_await http.async_request(r.method, r.target, std::move(headers), r.body, asio::use_awaitable);
+  co_return co_await http.async_request(r.method, r.target, std::move(headers), r.body,
+                                        http_request_options{.list = r.list}, asio::use_awaitable);
 }
 
 outcome<object::ptr> to_object(const http_client& http, const rest_request& r, const http_response& response) {
@@ -152,7 +153,7 @@ rest_client::request rest_client::get_request(std::string_view name, const get_o
 }
 
 rest_client::request rest_client::list_request(const list_options& options) const {
-  return rest_request{.target = resource_path(resource_, ns_) + list_query(options)};
+  return rest_request{.target = resource_path(resource_, ns_) + list_query(options), .list = true};
 }
 
 rest_client::request rest_client::write_request(http::verb method, const json::value& body,

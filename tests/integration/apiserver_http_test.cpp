@@ -465,6 +465,24 @@ BOOST_AUTO_TEST_CASE(retries_after_429_are_bounded) {
   BOOST_TEST(server.requests() == 3);
 }
 
+BOOST_AUTO_TEST_CASE(answer_bodies_are_capped_lists_by_their_own_limit) {
+  io_threads io;
+  auto client = make_client(io, admin_config(), {.max_body_size = 400, .max_list_body_size = 1 << 20});
+  // The OpenAPI document is megabytes: refused, with the limit named, and nothing else is lost.
+  auto [e, r] = get(client, "/openapi/v2");
+  BOOST_TEST((e.code() == boost::beast::http::error::body_limit), e.what());
+  BOOST_TEST(contains(e.detail(), "400 bytes"), e.detail());
+  // A list (a few KB) is too large as an ordinary answer, and fits as a list.
+  auto [plain, r1] = get(client, "/api/v1/namespaces");
+  BOOST_TEST((plain.code() == boost::beast::http::error::body_limit), plain.what());
+  auto f = client.async_request(http::verb::get, "/api/v1/namespaces", {}, {},
+                                informer::http_request_options{.list = true}, asio::use_future);
+  BOOST_TEST_REQUIRE((f.wait_for(60s) == std::future_status::ready));
+  auto [listed, r2] = f.get();
+  BOOST_TEST(!listed, listed.what());
+  BOOST_TEST(contains(r2.body, "NamespaceList"));
+}
+
 BOOST_AUTO_TEST_CASE(request_timeout_is_enforced) {
   fake_server server([](const auto&, int) -> std::optional<fake_server::response> { return std::nullopt; });
   io_threads io;

@@ -80,10 +80,23 @@ struct http_client_options {
   int max_retries_after_429 = 10;
   /// Upper bound of one Retry-After wait.
   std::chrono::nanoseconds max_retry_after = std::chrono::seconds(60);
-  /// Largest body `async_request` accepts (a JSON LIST of 20,000 pods is ~100 MB).
-  std::uint64_t max_body_size = std::uint64_t{1} << 31;
+  /// Largest answer body `async_request` accepts, so that a broken or hostile server cannot make
+  /// the client allocate without bound. An object is at most ~1.5 MiB in etcd (a few times that as
+  /// JSON), so 64 MiB is ample for everything but lists. A larger body fails the request with
+  /// `boost::beast::http::error::body_limit`, naming the limit.
+  std::uint64_t max_body_size = std::uint64_t{64} << 20;
+  /// The same for requests marked `http_request_options::list`: an unpaged LIST (the reflector's
+  /// relist at a known resourceVersion is never paged) of 100,000 pods is about 900 MB as JSON.
+  std::uint64_t max_list_body_size = std::uint64_t{1} << 30;
   /// Most bytes one `http_stream::async_read_some` hands over.
   std::size_t stream_read_size = 64 * 1024;
+};
+
+/// Settings of one `async_request`.
+struct http_request_options {
+  /// The answer is a collection: its body may reach `http_client_options::max_list_body_size`
+  /// instead of `max_body_size`.
+  bool list = false;
 };
 
 /// Counters since the client was created (copies share them).
@@ -149,10 +162,17 @@ public:
   template <class CompletionToken>
   auto async_request(boost::beast::http::verb method, std::string path_and_query, boost::beast::http::fields headers,
                      std::string body, CompletionToken&& token) {
+    return async_request(method, std::move(path_and_query), std::move(headers), std::move(body), http_request_options{},
+                         std::forward<CompletionToken>(token));
+  }
+  /// As above, with per-request settings.
+  template <class CompletionToken>
+  auto async_request(boost::beast::http::verb method, std::string path_and_query, boost::beast::http::fields headers,
+                     std::string body, http_request_options options, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, request_signature>(
-        [state = state_](auto handler, boost::beast::http::verb m, std::string p, boost::beast::http::fields h,
-                         std::string b) {
-          start_request(state, m, std::move(p), std::move(h), std::move(b), std::move(handler));
+        [state = state_, options](auto handler, boost::beast::http::verb m, std::string p, boost::beast::http::fields h,
+                                  std::string b) {
+          start_request(state, m, std::move(p), std::move(h), std::move(b), options, std::move(handler));
         },
         token, method, std::move(path_and_query), std::move(headers), std::move(body));
   }
@@ -182,6 +202,7 @@ private:
 
   static void start_request(const std::shared_ptr<state>& s, boost::beast::http::verb method,
                             std::string path_and_query, boost::beast::http::fields headers, std::string body,
+                            http_request_options options,
                             boost::asio::any_completion_handler<request_signature> handler);
   static void start_stream(const std::shared_ptr<state>& s, std::string path_and_query,
                            boost::beast::http::fields headers,

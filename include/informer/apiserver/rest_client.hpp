@@ -172,6 +172,7 @@ struct rest_request {
   std::string target{};
   std::string content_type{};
   std::string body{};
+  bool list = false;  ///< the answer is a collection (http_request_options::list)
 };
 }  // namespace detail
 

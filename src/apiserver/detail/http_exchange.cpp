@@ -67,12 +67,17 @@ struct attempt_result {
 };
 
 asio::awaitable<void> read_whole(http_client_state& s, connection& c, const request_message& req,
-                                 const std::string& what, attempt_result& r) {
+                                 std::uint64_t body_limit, const std::string& what, attempt_result& r) {
   http::response_parser<http::string_body> parser;
-  parser.body_limit(s.options.max_body_size);
+  parser.body_limit(body_limit);
   if (req.method() == http::verb::head) parser.skip(true);
   auto [rec, read] = co_await http::async_read(c.stream, c.buffer, parser, nothrow);
   c.tcp().expires_never();
+  if (rec == http::error::body_limit) {
+    r.error = {rec, what + ": the answer's body is larger than the client accepts (" + std::to_string(body_limit) +
+                        " bytes; see http_client_options::max_body_size and max_list_body_size)"};
+    co_return;
+  }
   if (rec) {
     r.error = {rec, stage_detail(what, "reading the answer failed", rec, s.config.timeout)};
     r.nothing_received = !parser.got_some();
@@ -115,7 +120,8 @@ asio::awaitable<void> read_head(http_client_state& s, connection& c, const std::
 
 // One request and (part of) its answer on `c`, on the connection's strand.
 asio::awaitable<attempt_result> attempt(std::shared_ptr<http_client_state> s, connection* c, const request_message* req,
-                                        clock::time_point deadline, bool fresh, answer_part part, std::string what) {
+                                        clock::time_point deadline, bool fresh, answer_part part,
+                                        std::uint64_t body_limit, std::string what) {
   attempt_result r;
   c->expires_at(deadline);
   if (fresh) {
@@ -131,7 +137,7 @@ asio::awaitable<attempt_result> attempt(std::shared_ptr<http_client_state> s, co
     co_return r;
   }
   if (part == answer_part::whole) {
-    co_await read_whole(*s, *c, *req, what, r);
+    co_await read_whole(*s, *c, *req, body_limit, what, r);
   } else {
     co_await read_head(*s, *c, what, r);
   }
@@ -142,6 +148,7 @@ asio::awaitable<attempt_result> attempt(std::shared_ptr<http_client_state> s, co
 // turns out closed before any answer (idempotent requests only). Returns the connection used.
 asio::awaitable<std::pair<attempt_result, connection_ptr>> on_a_connection(const std::shared_ptr<http_client_state>& s,
                                                                            const request_message& req, answer_part part,
+                                                                           std::uint64_t body_limit,
                                                                            const std::string& what) {
   const auto deadline = s->config.timeout > std::chrono::nanoseconds::zero() ? clock::now() + s->config.timeout
                                                                              : clock::time_point::max();
@@ -149,8 +156,8 @@ asio::awaitable<std::pair<attempt_result, connection_ptr>> on_a_connection(const
     connection_ptr c = tries == 0 ? s->pool.take_idle() : nullptr;
     const bool reused = c != nullptr;
     if (!c) c = s->pool.make_connection();
-    auto [ep, r] =
-        co_await asio::co_spawn(c->strand, attempt(s, c.get(), &req, deadline, !reused, part, what), nothrow);
+    auto [ep, r] = co_await asio::co_spawn(
+        c->strand, attempt(s, c.get(), &req, deadline, !reused, part, body_limit, what), nothrow);
     if (ep) r.error = error_from_exception(ep, what);
     if (r.error && reused && r.nothing_received && idempotent(req.method()) &&
         r.error.code() != beast::error::timeout) {
@@ -179,7 +186,7 @@ http_client_state::http_client_state(asio::any_io_executor ex, rest_config c, ht
                              : nullptr) {}
 
 asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_state> s, request_message req,
-                                                   bool caller_authorization, answer_part part, retry_policy policy,
+                                                   bool caller_authorization, answer_part part, exchange_policy policy,
                                                    std::string what) {
   asio::steady_timer timer(s->executor);
   for (int retries = 0;; ++retries) {
@@ -191,7 +198,7 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
       }
     }
     if (auto e = authorize(*s, req, caller_authorization)) co_return exchange_outcome{.error = e};
-    auto [r, c] = co_await on_a_connection(s, req, part, what);
+    auto [r, c] = co_await on_a_connection(s, req, part, policy.max_body_size, what);
     if (r.error) {
       release(std::move(c));
       co_return exchange_outcome{.error = std::move(r.error)};

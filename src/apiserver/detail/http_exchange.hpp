@@ -56,14 +56,16 @@ using stream_parser = boost::beast::http::response_parser<boost::beast::http::bu
 
 /// How much of the answer one exchange reads.
 enum class answer_part {
-  whole,  ///< status, headers and the whole body (`http_client_options::max_body_size`)
+  whole,  ///< status, headers and the whole body (up to `exchange_policy::max_body_size`)
   head,   ///< status and headers; the body only for a non-2xx answer (bounded), else left to a stream
 };
 
-/// What the step retries besides a stale reused connection.
-struct retry_policy {
-  bool throttle = false;          ///< pass the client-side limiter first, before every attempt
-  int max_retries_after_429 = 0;  ///< 429 answers with Retry-After waited out and sent again
+/// How the step treats one request: what it retries besides a stale reused connection, and how
+/// much of an answer it accepts.
+struct exchange_policy {
+  bool throttle = false;            ///< pass the client-side limiter first, before every attempt
+  int max_retries_after_429 = 0;    ///< 429 answers with Retry-After waited out and sent again
+  std::uint64_t max_body_size = 0;  ///< for `answer_part::whole`: larger bodies fail with body_limit
 };
 
 /// The outcome. On success (2xx) `connection` is the one that answered, left to the caller with
@@ -80,6 +82,6 @@ struct exchange_outcome {
 /// Authorization header is the caller's when `caller_authorization`, else the current token's.
 boost::asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_state> s, request_message req,
                                                           bool caller_authorization, answer_part part,
-                                                          retry_policy policy, std::string what);
+                                                          exchange_policy policy, std::string what);
 
 }  // namespace informer::detail
