@@ -186,6 +186,7 @@ detailed_result<std::shared_ptr<apiserver_lister_watcher>> apiserver_lister_watc
   if (!res.namespaced && !options.ns.empty())
     return invalid("namespace \"" + options.ns + "\" given for a cluster-scoped resource");
   if (options.max_frame_bytes == 0) return invalid("max_frame_bytes must be positive");
+  if (auto e = check_path_segment("namespace", options.ns)) return invalid(e.detail());
   if (options.encoding == wire_encoding::protobuf && !options.metadata_only) {
     // Asking the codec for the kind's message tells both "schemas compiled in" and "built in".
     auto known = codec::to_json({.api_version = res.api_version(), .kind = res.kind});

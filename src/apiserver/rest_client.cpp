@@ -138,6 +138,8 @@ rest_client::rest_client(http_client http, resource r, std::string ns)
 
 detailed_result<std::string> rest_client::object_path(std::string_view name, std::string_view subresource) const {
   if (name.empty()) return informer::error{errc::invalid_argument, "no object name given for " + to_string(resource_)};
+  if (auto e = check_path_segment("name", name)) return e;
+  if (auto e = check_path_segment("namespace", ns_)) return e;
   if (resource_.namespaced && ns_.empty()) {
     return informer::error{errc::invalid_argument,
                            to_string(resource_) + " \"" + std::string{name} +
@@ -153,6 +155,7 @@ rest_client::request rest_client::get_request(std::string_view name, const get_o
 }
 
 rest_client::request rest_client::list_request(const list_options& options) const {
+  if (auto e = check_path_segment("namespace", ns_)) return e;
   return rest_request{.target = resource_path(resource_, ns_) + list_query(options), .list = true};
 }
 
@@ -166,6 +169,7 @@ rest_client::request rest_client::write_request(http::verb method, const json::v
       return informer::error{errc::invalid_argument,
                              "cannot create " + to_string(resource_) + ": the client has no namespace"};
     }
+    if (auto e = check_path_segment("namespace", ns_)) return e;
     return rest_request{
         .method = method, .target = resource_path(resource_, ns_) + query, .body = json::serialize(body)};
   }

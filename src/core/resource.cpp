@@ -102,4 +102,18 @@ detailed_result<resource> parse_resource(std::string_view text) {
                                     "\" is not built in (describe custom resources with informer::resource)"};
 }
 
+informer::error check_path_segment(std::string_view what, std::string_view value) {
+  std::string why;
+  if (value == "." || value == "..") {
+    why = "may not be '" + std::string(value) + "'";
+  } else if (value.find('/') != std::string_view::npos) {
+    why = "may not contain '/'";
+  } else if (value.find('%') != std::string_view::npos) {
+    why = "may not contain '%'";
+  } else {
+    return {};
+  }
+  return {errc::invalid_argument, "invalid " + std::string(what) + " \"" + std::string(value) + "\": it " + why};
+}
+
 }  // namespace informer

@@ -174,6 +174,10 @@ std::shared_ptr<source> make_kubernetes_source(std::shared_ptr<client> etcd, boo
   if (options.resource.plural.empty() || options.resource.kind.empty()) {
     throw std::invalid_argument("etcd::make_kubernetes_source: the resource needs a plural and a kind");
   }
+  // A namespace holding '/' would read below another key prefix than its own.
+  if (auto e = check_path_segment("namespace", options.ns)) {
+    throw std::invalid_argument("etcd::make_kubernetes_source: " + e.detail());
+  }
   return source::create(std::move(etcd), std::move(executor),
                         {.prefix = key_prefix(options),
                          .decoder = make_kubernetes_decoder(options),

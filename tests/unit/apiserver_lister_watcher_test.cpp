@@ -392,6 +392,11 @@ BOOST_AUTO_TEST_CASE(create_checks_the_combination) {
                                               {.encoding = informer::wire_encoding::protobuf, .metadata_only = true})
                  .has_value());
   BOOST_TEST(apiserver_lister_watcher::create(*client, informer::resource{.plural = "x"}).has_error());
+  for (const char* ns : {"a/b", "..", "kube%2Fsystem"}) {
+    auto bad = apiserver_lister_watcher::create(*client, configmaps, {.ns = ns});
+    BOOST_TEST_REQUIRE(bad.has_error(), ns);
+    BOOST_TEST((bad.error().code() == make_error_code(errc::invalid_argument)), bad.error().what());
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

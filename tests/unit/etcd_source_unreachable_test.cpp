@@ -2,6 +2,7 @@
 // selectors, resourceVersions, continue tokens), what an unreachable etcd turns into for a list
 // and a watch, and a watch open canceled through its handler's cancellation slot.
 #include "informer/etcd/generic_source.hpp"
+#include "informer/etcd/kubernetes_source.hpp"
 
 #include "informer/etcd/errors.hpp"
 
@@ -110,4 +111,16 @@ BOOST_AUTO_TEST_CASE(a_watch_open_is_canceled_through_its_slot) {
   asio::post(h.io, [&] { cancel.emit(asio::cancellation_type::terminal); });
   BOOST_REQUIRE((f.wait_for(5s) == std::future_status::ready));
   BOOST_TEST((std::get<0>(f.get()).code() == asio::error::operation_aborted));
+}
+
+BOOST_AUTO_TEST_CASE(a_kubernetes_source_refuses_a_namespace_that_is_not_a_path_segment) {
+  loopback_port refused(false);
+  harness h(refused.endpoint());
+  const auto configmaps = informer::parse_resource("configmaps").value();
+  BOOST_CHECK_NO_THROW(
+      etcd::make_kubernetes_source(h.client, h.io.get_executor(), {.resource = configmaps, .ns = "a"}));
+  for (const char* ns : {"a/b", "..", "kube-system/../default", "x%2F"}) {
+    BOOST_CHECK_THROW(etcd::make_kubernetes_source(h.client, h.io.get_executor(), {.resource = configmaps, .ns = ns}),
+                      std::invalid_argument);
+  }
 }

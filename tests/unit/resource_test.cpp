@@ -3,6 +3,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include "informer/apiserver/resource_path.hpp"
+#include "informer/apiserver/rest_client.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include <set>
 #include <string>
@@ -72,4 +76,30 @@ BOOST_AUTO_TEST_CASE(query_strings_skip_empty_values_and_encode) {
   BOOST_TEST(informer::query_string({{"a", ""}, {"b", ""}}) == "");
   BOOST_TEST(informer::query_string({{"labelSelector", "app in (a,b),!x"}, {"limit", ""}, {"watch", "1"}}) ==
              "?labelSelector=app%20in%20%28a%2Cb%29%2C%21x&watch=1");
+}
+
+BOOST_AUTO_TEST_CASE(names_that_are_not_path_segments_are_refused) {
+  using informer::check_path_segment;
+  for (const char* ok : {"", "a", "my-app.v2", "x..y", "a.b.c"}) BOOST_TEST(!check_path_segment("name", ok), ok);
+  for (const char* bad : {".", "..", "a/b", "/", "../secrets", "a%2Fb", "%"}) {
+    const auto e = check_path_segment("name", bad);
+    BOOST_TEST((e.code() == make_error_code(errc::invalid_argument)), bad);
+    BOOST_TEST(e.detail().find(std::string("\"") + bad + "\"") != std::string::npos, e.detail());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_rest_client_refuses_such_names_before_sending) {
+  boost::asio::io_context io;  // never run: nothing may be sent
+  auto http = informer::http_client::create(io.get_executor(), {.server = "https://127.0.0.1:1", .qps = 0}).value();
+  const auto configmaps = parse_resource("configmaps").value();
+  const informer::rest_client in_default(http, configmaps, "default");
+  auto get = in_default.async_get("../../secrets/x", {}, boost::asio::use_future);
+  auto patch = in_default.async_patch("..", informer::patch_type::merge_patch, "{}", {}, boost::asio::use_future);
+  const informer::rest_client bad_ns(http, configmaps, "kube-system/configmaps");
+  auto list = bad_ns.async_list({}, boost::asio::use_future);
+  io.run();
+  BOOST_TEST((std::get<0>(get.get()).code() == make_error_code(errc::invalid_argument)));
+  BOOST_TEST((std::get<0>(list.get()).code() == make_error_code(errc::invalid_argument)));
+  BOOST_TEST((std::get<0>(patch.get()).code() == make_error_code(errc::invalid_argument)));
+  BOOST_TEST(http.stats().requests_sent == 0u);
 }

@@ -36,8 +36,9 @@
 //   "<code> <reason>: <message>" and the method and URL;
 // - transport failures as `http_client` reports them (connect, TLS, timeout);
 // - checked before sending, `errc::invalid_argument`: an empty name, no namespace for a namespaced
-//   resource, binding or eviction on a resource other than core/v1 pods; `errc::missing_name`: a
-//   body to update without `metadata.name`;
+//   resource, a name or namespace that is not a path segment (".", "..", or holding
+//   '/' or '%', as client-go refuses them: see `check_path_segment`), binding or eviction on a resource other than
+//   core/v1 pods; `errc::missing_name`: a body to update without `metadata.name`;
 // - `errc::malformed_response`: a 2xx answer whose body is not what the operation returns.
 //
 // 429 and retries. `http_client` waits out and repeats a 429 only when the answer carries a delay

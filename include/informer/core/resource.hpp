@@ -50,4 +50,10 @@ std::span<const resource> builtin_resources() noexcept;
 /// `errc::not_found` (no such built-in resource; the detail names the text).
 detailed_result<resource> parse_resource(std::string_view text);
 
+/// Checks that `value` can stand as one segment of an object's path (URL or etcd key), as
+/// client-go does before it builds a request: not "." or "..", no '/' and no '%'. `what` names the
+/// value in the error ("name", "namespace"). Empty is accepted (callers decide what empty means).
+/// Errors: `errc::invalid_argument`, quoting the value.
+informer::error check_path_segment(std::string_view what, std::string_view value);
+
 }  // namespace informer

@@ -76,7 +76,8 @@ std::string key_prefix(const kubernetes_source_options& options);
 std::shared_ptr<const object_decoder> make_kubernetes_decoder(const kubernetes_source_options& options);
 
 /// A source for `options.resource` on `etcd`, doing its work on `executor`. Throws
-/// std::invalid_argument for a null client, or a resource without plural or kind.
+/// std::invalid_argument for a null client, a resource without plural or kind, or a namespace
+/// that is not a path segment (`check_path_segment`: it could read below another prefix).
 std::shared_ptr<source> make_kubernetes_source(std::shared_ptr<client> etcd, boost::asio::any_io_executor executor,
                                                kubernetes_source_options options);
 
