@@ -13,7 +13,11 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <cctype>
+#include <string_view>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 namespace informer {
 namespace detail {
@@ -27,10 +31,65 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 using state_ptr = std::shared_ptr<http_client_state>;
 
+// A header value that would end its line early and start another: refused, wherever it comes from.
+bool splits_the_header(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) != value.npos;
+}
+
+// An extra's key as the tail of a header name: RFC 7230 token characters stay, others (and '%')
+// are percent-encoded, as client-go does.
+std::string header_key_escape(std::string_view key) {
+  static constexpr std::string_view token_chars = "!#$&'*+-.^_`|~";
+  std::string out;
+  for (const unsigned char ch : key) {
+    if (std::isalnum(ch) != 0 || token_chars.find(static_cast<char>(ch)) != std::string_view::npos) {
+      out += static_cast<char>(ch);
+    } else {
+      static constexpr char hex[] = "0123456789ABCDEF";
+      out += '%';
+      out += hex[ch >> 4];
+      out += hex[ch & 15];
+    }
+  }
+  return out;
+}
+
+// What `create` refuses in the headers the configuration will add to every request.
+informer::error check_header_values(const rest_config& c) {
+  const impersonation& as = c.impersonate;
+  if (as.user.empty() && (!as.uid.empty() || !as.groups.empty() || !as.extra.empty())) {
+    return {errc::invalid_config,
+            "impersonating a uid, groups or extra needs a user to impersonate (impersonate.user)"};
+  }
+  std::vector<std::pair<std::string_view, std::string_view>> values = {{"user_agent", c.user_agent},
+                                                                       {"bearer_token", c.bearer_token},
+                                                                       {"impersonate.user", as.user},
+                                                                       {"impersonate.uid", as.uid}};
+  for (const auto& g : as.groups) values.emplace_back("impersonate.groups", g);
+  for (const auto& [key, list] : as.extra) {
+    values.emplace_back("impersonate.extra key", key);
+    for (const auto& v : list) values.emplace_back("impersonate.extra", v);
+  }
+  for (const auto& [field, value] : values) {
+    if (splits_the_header(value)) {
+      return {errc::invalid_config, std::string(field) + " holds CR, LF or NUL, which would split an HTTP header"};
+    }
+  }
+  return {};
+}
+
 request_message make_request(const http_client_state& s, http::verb method, const std::string& target,
                              const http::fields& headers, std::string body) {
   request_message req{method, s.url.prefix + target, 11};
   for (const auto& f : headers) req.insert(f.name_string(), f.value());
+  if (const impersonation& as = s.config.impersonate; !as.user.empty()) {
+    req.set("Impersonate-User", as.user);
+    if (!as.uid.empty()) req.set("Impersonate-Uid", as.uid);
+    for (const auto& g : as.groups) req.insert("Impersonate-Group", g);
+    for (const auto& [key, list] : as.extra) {
+      for (const auto& v : list) req.insert("Impersonate-Extra-" + header_key_escape(key), v);
+    }
+  }
   req.set(http::field::host, s.url.authority);
   if (req.find(http::field::user_agent) == req.end()) req.set(http::field::user_agent, s.config.user_agent);
   if (req.find(http::field::accept) == req.end()) req.set(http::field::accept, "application/json");
@@ -43,9 +102,18 @@ request_message make_request(const http_client_state& s, http::verb method, cons
   return req;
 }
 
-informer::error check_target(const std::string& target) {
+informer::error check_request(const std::string& target, const http::fields& headers) {
   if (target.empty() || target.front() != '/') {
     return {errc::invalid_argument, "request path must start with '/': \"" + target + "\""};
+  }
+  if (splits_the_header(target) || target.find(' ') != std::string::npos) {
+    return {errc::invalid_argument, "request path holds a space, CR, LF or NUL"};
+  }
+  for (const auto& f : headers) {
+    if (splits_the_header(f.value()) || splits_the_header(f.name_string())) {
+      return {errc::invalid_argument,
+              "header " + std::string(f.name_string()) + " holds CR, LF or NUL, which would split it"};
+    }
   }
   return {};
 }
@@ -54,7 +122,7 @@ asio::awaitable<std::tuple<informer::error, http_response>> run_request(state_pt
                                                                         std::string target, http::fields headers,
                                                                         std::string body,
                                                                         http_request_options options) {
-  if (auto e = check_target(target)) co_return std::tuple{e, http_response{}};
+  if (auto e = check_request(target, headers)) co_return std::tuple{e, http_response{}};
   std::string what = std::string{http::to_string(method)} + " " + s->url_for(s->url.prefix + target);
   const bool caller_authorization = headers.find(http::field::authorization) != headers.end();
   auto req = make_request(*s, method, target, headers, std::move(body));
@@ -148,7 +216,7 @@ private:
 asio::awaitable<std::tuple<informer::error, std::shared_ptr<http_stream>>> run_stream(state_ptr s, std::string target,
                                                                                       http::fields headers) {
   using result = std::tuple<informer::error, std::shared_ptr<http_stream>>;
-  if (auto e = check_target(target)) co_return result{e, nullptr};
+  if (auto e = check_request(target, headers)) co_return result{e, nullptr};
   const std::string what = "GET " + s->url_for(s->url.prefix + target);
   const bool caller_authorization = headers.find(http::field::authorization) != headers.end();
   auto req = make_request(*s, http::verb::get, target, headers, {});
@@ -172,6 +240,7 @@ detailed_result<http_client> http_client::create(boost::asio::any_io_executor ex
     return informer::error{errc::invalid_argument,
                            "burst must be at least 1 when qps > 0 (burst " + std::to_string(config.burst) + ")"};
   }
+  if (auto e = detail::check_header_values(config)) return e;
   auto tls = detail::make_tls_context(config);
   if (!tls) return tls.error();
   return http_client{

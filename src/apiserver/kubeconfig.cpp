@@ -111,6 +111,21 @@ detailed_result<std::optional<std::string>> string_field(const YAML::Node& map, 
   return std::optional<std::string>{v.Scalar()};
 }
 
+// A list of strings; empty when absent or null.
+detailed_result<std::vector<std::string>> string_list_field(const YAML::Node& map, const char* key,
+                                                            const std::string& where) {
+  std::vector<std::string> out;
+  if (!map || !map.IsMap()) return out;
+  const YAML::Node v = map[key];
+  if (!v || v.IsNull()) return out;
+  if (!v.IsSequence()) return invalid(where + "." + key + ": expected a list of strings");
+  for (const auto& item : v) {
+    if (!item.IsScalar()) return invalid(where + "." + key + ": expected a list of strings");
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
 detailed_result<bool> bool_field(const YAML::Node& map, const char* key, const std::string& where) {
   if (!map || !map.IsMap()) return false;
   const YAML::Node v = map[key];
@@ -245,10 +260,23 @@ detailed_result<rest_config> build(const merged_config& m, std::string_view cont
       config.bearer_token_file = resolve(user.base_dir, **token_file);
       if (auto t = read_config_file(config.bearer_token_file, user.where + ".tokenFile"); !t) return t.error();
     }
-    // Impersonation silently ignored would act as a different identity: refuse it.
-    for (const char* key : {"as", "as-groups", "as-uid", "as-user-extra"}) {
-      if (user.body && user.body.IsMap() && user.body[key]) {
-        return invalid(user.where + "." + key + ": impersonation is not supported");
+    auto as = string_field(user.body, "as", user.where);
+    if (!as) return as.error();
+    config.impersonate.user = as->value_or("");
+    auto as_uid = string_field(user.body, "as-uid", user.where);
+    if (!as_uid) return as_uid.error();
+    config.impersonate.uid = as_uid->value_or("");
+    auto as_groups = string_list_field(user.body, "as-groups", user.where);
+    if (!as_groups) return as_groups.error();
+    config.impersonate.groups = std::move(*as_groups);
+    if (const YAML::Node extra = user.body.IsMap() ? user.body["as-user-extra"] : YAML::Node{};
+        extra && !extra.IsNull()) {
+      if (!extra.IsMap()) return invalid(user.where + ".as-user-extra: expected a map of lists of strings");
+      for (const auto& item : extra) {
+        const std::string key = item.first.as<std::string>();
+        auto values = string_list_field(extra, key.c_str(), user.where + ".as-user-extra");
+        if (!values) return values.error();
+        config.impersonate.extra[key] = std::move(*values);
       }
     }
     const bool has_credentials = !config.bearer_token.empty() || !config.bearer_token_file.empty() ||

@@ -483,6 +483,44 @@ BOOST_AUTO_TEST_CASE(answer_bodies_are_capped_lists_by_their_own_limit) {
   BOOST_TEST(contains(r2.body, "NamespaceList"));
 }
 
+BOOST_AUTO_TEST_CASE(impersonation_acts_as_the_named_identity) {
+  io_threads io;
+  // The admin may impersonate; "jane" has no RBAC rights, so the server answers as to her.
+  auto as_jane = admin_config();
+  as_jane.impersonate = {.user = "jane", .uid = "", .groups = {"dev"}, .extra = {{"reason", {"on call"}}}};
+  auto client = make_client(io, as_jane);
+  auto [e, r] = get(client, "/api/v1/namespaces/default");
+  BOOST_TEST(e.code() == make_error_code(errc::forbidden), e.what());
+  BOOST_TEST(contains(e.detail(), "\"jane\""), e.detail());
+  // As a member of system:masters, the same request succeeds.
+  auto as_master = admin_config();
+  as_master.impersonate = {.user = "root-by-proxy", .uid = "", .groups = {"system:masters"}, .extra = {}};
+  auto master = make_client(io, as_master);
+  auto [e2, r2] = get(master, "/api/v1/namespaces/default");
+  BOOST_TEST(!e2, e2.what());
+}
+
+BOOST_AUTO_TEST_CASE(header_values_that_would_split_a_header_are_refused) {
+  io_threads io;
+  auto config = admin_config();
+  config.user_agent = "informer\r\nX-Injected: 1";
+  auto c = http_client::create(io.ctx.get_executor(), config);
+  BOOST_TEST_REQUIRE(c.has_error());
+  BOOST_TEST(c.error().code() == make_error_code(errc::invalid_config), c.error().what());
+  auto groups_only = admin_config();
+  groups_only.impersonate.groups = {"system:masters"};
+  BOOST_TEST(http_client::create(io.ctx.get_executor(), groups_only).has_error());
+
+  auto client = make_client(io, admin_config());
+  http::fields headers;
+  headers.set("X-Note", "a\nb");
+  auto f = client.async_request(http::verb::get, "/api/v1/namespaces/default", headers, {}, asio::use_future);
+  BOOST_TEST_REQUIRE((f.wait_for(30s) == std::future_status::ready));
+  auto [e, r] = f.get();
+  BOOST_TEST(e.code() == make_error_code(errc::invalid_argument), e.what());
+  BOOST_TEST(client.stats().requests_sent == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(request_timeout_is_enforced) {
   fake_server server([](const auto&, int) -> std::optional<fake_server::response> { return std::nullopt; });
   io_threads io;

@@ -318,11 +318,28 @@ BOOST_AUTO_TEST_CASE(unsupported_credentials_are_refused) {
   BOOST_TEST_REQUIRE(c.has_error());
   BOOST_TEST(c.error().code() == make_error_code(errc::invalid_config));
   BOOST_TEST(contains(c.error().detail(), "exec"), c.error().detail());
+}
 
-  c = informer::parse_kubeconfig(two_contexts("    insecure-skip-tls-verify: true\n", "    token: t\n    as: root\n"),
-                                 dir);
-  BOOST_TEST_REQUIRE(c.has_error());
-  BOOST_TEST(contains(c.error().detail(), "impersonation"), c.error().detail());
+BOOST_AUTO_TEST_CASE(impersonation_is_read) {
+  auto c = informer::parse_kubeconfig(
+      two_contexts("    insecure-skip-tls-verify: true\n",
+                   "    token: t\n    as: jane\n    as-uid: \"1234\"\n    as-groups: [dev, ops]\n"
+                   "    as-user-extra:\n      reason: [on call]\n      scopes.example.com/x: [a, b]\n"),
+      dir);
+  BOOST_TEST_REQUIRE(c.has_value(), c.error().what());
+  BOOST_TEST(c->impersonate.user == "jane");
+  BOOST_TEST(c->impersonate.uid == "1234");
+  BOOST_TEST(c->impersonate.groups == (std::vector<std::string>{"dev", "ops"}), boost::test_tools::per_element());
+  BOOST_TEST(c->impersonate.extra.size() == 2u);
+  BOOST_TEST(c->impersonate.extra.at("reason") == (std::vector<std::string>{"on call"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(c->impersonate.extra.at("scopes.example.com/x") == (std::vector<std::string>{"a", "b"}),
+             boost::test_tools::per_element());
+
+  auto bad = informer::parse_kubeconfig(
+      two_contexts("    insecure-skip-tls-verify: true\n", "    token: t\n    as: jane\n    as-groups: dev\n"), dir);
+  BOOST_TEST_REQUIRE(bad.has_error());
+  BOOST_TEST(contains(bad.error().detail(), "as-groups"), bad.error().detail());
 }
 
 BOOST_AUTO_TEST_CASE(kubeconfig_variable_skips_missing_files_and_merges) {

@@ -22,8 +22,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace informer {
 
@@ -47,6 +49,18 @@ struct tls_config {
   /// Skips verification of the server's certificate: chain and name. Only when set explicitly;
   /// refused together with a CA (as client-go does), since one of the two must be a mistake.
   bool insecure_skip_tls_verify = false;
+};
+
+/// Acting as another identity (kubeconfig `as`, `as-uid`, `as-groups`, `as-user-extra`; kubectl
+/// --as): each request carries Impersonate-User, Impersonate-Uid, one Impersonate-Group per group
+/// and one Impersonate-Extra-<key> per value (the key percent-encoded where HTTP needs it). The
+/// authenticated identity needs the `impersonate` verb on what it acts as. Groups, a uid or extra
+/// without a user are refused (as client-go does), and so is any value holding CR, LF or NUL.
+struct impersonation {
+  std::string user{};  ///< empty: no impersonation
+  std::string uid{};
+  std::vector<std::string> groups{};
+  std::map<std::string, std::vector<std::string>> extra{};
 };
 
 /// Everything needed to talk to one API server as one identity.
@@ -74,6 +88,8 @@ struct rest_config {
   int burst = 10;
   /// The User-Agent header.
   std::string user_agent = "informer/0.1";
+  /// See `impersonation`.
+  impersonation impersonate{};
 };
 
 /// The PEM text a `tls_config` names, read from its files or taken from its data, and checked.

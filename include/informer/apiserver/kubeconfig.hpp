@@ -4,7 +4,8 @@
 // - `load_kubeconfig`: kubeconfig files (YAML): clusters, users, contexts, current-context; the
 //   `certificate-authority`, `client-certificate`, `client-key` files (relative paths are taken
 //   from the folder of the kubeconfig that names them) and their `*-data` (base64) variants;
-//   `token` and `tokenFile`; `insecure-skip-tls-verify`; `tls-server-name`; the context's
+//   `token` and `tokenFile`; impersonation (`as`, `as-uid`, `as-groups`, `as-user-extra`);
+//   `insecure-skip-tls-verify`; `tls-server-name`; the context's
 //   `namespace`. Files come from the options, else `$KUBECONFIG` (a colon-separated list), else
 //   `~/.kube/config`. Several files merge as in kubectl: for each named cluster, user and context
 //   the first file that defines it wins, and so does the first current-context.

@@ -48,6 +48,9 @@ informer::error authorize(http_client_state& s, request_message& req, bool calle
   if (caller_authorization) return {};
   auto token = s.tokens.token();
   if (!token) return token.error();
+  if (token->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    return {errc::invalid_config, "the bearer token holds CR, LF or NUL, which would split the Authorization header"};
+  }
   if (token->empty()) {
     req.erase(http::field::authorization);
   } else {
