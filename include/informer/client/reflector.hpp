@@ -87,11 +87,12 @@ struct reflector_options {
   /// hear something within it, so it must exceed the source's heartbeat. kube-apiserver (1.19 and
   /// later, 1.20 included) sends each watch that allows bookmarks one about every minute
   /// (`defaultBookmarkFrequency` in apiserver/pkg/storage/cacher, bucketed to the second; checked
-  /// against the real 1.20.2 server: 60 s apart) and 2 s before the watch's own timeout; the etcd
-  /// sources send bookmarks from progress notifications. The default leaves room for one late
-  /// bookmark on a busy server. One case stays: until the API server's cache of a resource has
-  /// seen its first change since the server started, it sends no bookmark at all, so an idle
-  /// watch of such a resource is reopened every timeout (one cheap request, never a relist).
+  /// against the real 1.20.2 server: 60 s apart) and 2 s before the watch's own timeout. The
+  /// default leaves room for one late bookmark on a busy server. Two cases remain where an idle
+  /// but healthy watch is reopened every timeout (one cheap request, never a relist): a resource
+  /// whose API-server cache has seen no change since the server started (it sends no bookmark
+  /// until then), and the etcd sources, whose bookmarks are etcd's progress notifications (sent
+  /// unasked only every 10 minutes) unless the source asks for progress more often.
   std::chrono::nanoseconds watch_liveness_timeout = std::chrono::seconds(90);
   /// Zero disables resync.
   std::chrono::nanoseconds resync_period{0};
