@@ -10,6 +10,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <random>
 
 namespace informer {
@@ -30,6 +33,7 @@ struct reflector::loop {
   asio::strand<asio::any_io_executor> strand;
   asio::steady_timer timer;  // backoff and "connection refused" waits
   asio::steady_timer resync_timer;
+  asio::steady_timer liveness_timer;      // ends a watch that has been silent for too long
   asio::cancellation_signal cancel_list;  // cancels an outstanding list on stop
   backoff delays;
   std::mt19937_64 rng{std::random_device{}()};
@@ -44,6 +48,7 @@ struct reflector::loop {
         strand(asio::make_strand(self->source_->get_executor())),
         timer(strand),
         resync_timer(strand),
+        liveness_timer(strand),
         delays(self->options_.backoff) {}
 
   const reflector_options& options() const { return self->options_; }
@@ -77,6 +82,7 @@ struct reflector::loop {
   void cancel_all() {
     timer.cancel();
     resync_timer.cancel();
+    liveness_timer.cancel();
     cancel_list.emit(asio::cancellation_type::all);
   }
 
@@ -190,7 +196,7 @@ struct reflector::loop {
         self->watch_ = stream;
       }
       if (options().metrics.on_watch_open) options().metrics.on_watch_open();
-      auto result = co_await consume(*stream);
+      auto result = co_await consume(stream);
       {
         informer::lock_guard lock(self->mutex_);
         self->watch_.reset();
@@ -200,13 +206,61 @@ struct reflector::loop {
     }
   }
 
+  // Liveness of one watch: the time of the last event (bookmarks included), and whether the
+  // check gave the watch up. Touched on the strand only.
+  struct silence {
+    std::chrono::steady_clock::time_point last_heard;
+    bool detected = false;
+    bool done = false;  // the watch ended: the check stops
+  };
+
+  // Sleeps until the watch has been silent for the liveness timeout, then cancels it; an event
+  // meanwhile pushes the deadline back. One timer wait per timeout period, not one per event.
+  void watch_liveness(std::shared_ptr<silence> silent, std::weak_ptr<watch_stream> stream) {
+    liveness_timer.expires_at(silent->last_heard + options().watch_liveness_timeout);
+    liveness_timer.async_wait([this, silent, stream](boost::system::error_code ec) {
+      if (ec || silent->done) return;
+      if (std::chrono::steady_clock::now() - silent->last_heard < options().watch_liveness_timeout) {
+        watch_liveness(silent, stream);
+        return;
+      }
+      silent->detected = true;
+      if (auto s = stream.lock()) s->cancel();
+    });
+  }
+
   // Applies a stream's events; returns an error to relist for, or nothing to reopen the watch.
-  asio::awaitable<std::pair<std::optional<informer::error>, std::size_t>> consume(watch_stream& stream) {
+  asio::awaitable<std::pair<std::optional<informer::error>, std::size_t>> consume(
+      const std::shared_ptr<watch_stream>& stream) {
     const auto opened = std::chrono::steady_clock::now();
+    const auto liveness = options().watch_liveness_timeout;
+    auto silent = std::make_shared<silence>();
+    silent->last_heard = opened;
+    if (liveness.count() > 0) watch_liveness(silent, stream);
+    // However this returns, the check ends with it.
+    struct end_liveness {
+      silence& s;
+      asio::steady_timer& timer;
+      ~end_liveness() {
+        s.done = true;
+        timer.cancel();
+      }
+    } end_check{*silent, liveness_timer};
     std::size_t events = 0;
     for (;;) {
-      auto [e, event] = co_await stream.async_next(awaitable_tuple);
+      auto [e, event] = co_await stream->async_next(awaitable_tuple);
+      silent->last_heard = std::chrono::steady_clock::now();
       if (stopping()) co_return std::pair{std::optional<informer::error>{informer::error{}}, events};
+      if (e && silent->detected) {
+        // The connection may look open while nothing comes through (a middlebox, a half-dead
+        // peer): treat it as cut and reopen from the last resourceVersion, no relist.
+        report(informer::error{
+            make_error_code(asio::error::timed_out),
+            options().name + ": the watch received nothing (no event, no bookmark) for " +
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(liveness).count()) +
+                " ms; reopening it from resourceVersion " + last()});
+        co_return std::pair{std::optional<informer::error>{}, events};
+      }
       if (e) {
         // A cut ends a watch like a normal close: reopen it from the last version instead of
         // relisting, as client-go does.

@@ -2,6 +2,7 @@
 
 #include "informer/cache/delta_fifo.hpp"
 #include "informer/cache/indexer.hpp"
+#include "informer/core/condition.hpp"
 #include "informer/core/key.hpp"
 #include "informer/etcd/errors.hpp"
 
@@ -248,6 +249,74 @@ BOOST_FIXTURE_TEST_CASE(items_a_list_skipped_are_reported_and_the_list_is_kept, 
   std::lock_guard lock(m);
   BOOST_REQUIRE(errors.size() == 1u);
   BOOST_TEST(errors[0].detail().starts_with("item 1 (default/b)"));
+}
+
+// A connection can stay open while nothing comes through (a middlebox, a half-dead peer): a watch
+// silent for the liveness timeout is taken for cut and reopened from the last version, no relist.
+BOOST_FIXTURE_TEST_CASE(a_silent_watch_is_reopened_from_the_last_version_after_the_liveness_timeout, io_fixture) {
+  source->create(pod("a"));
+  recording_store store;
+  auto options = fast();
+  options.watch_liveness_timeout = 300ms;
+  auto r = reflector::create(source, store, options);
+  std::mutex errors_mutex;
+  std::vector<informer::error> errors;
+  r->set_watch_error_handler([&](const informer::error& e) {
+    std::lock_guard lock(errors_mutex);
+    errors.push_back(e);
+  });
+  const auto started = std::chrono::steady_clock::now();
+  r->start();
+  BOOST_REQUIRE(source->wait_for_watches(1, 10s));
+  source->create(pod("b"));
+  BOOST_REQUIRE(store.wait_for(2));
+  // From here the source sends nothing; the stream stays open on its side.
+  BOOST_REQUIRE(source->wait_for_watch_calls(2, 10s));
+  BOOST_TEST((std::chrono::steady_clock::now() - started >= 300ms));
+  BOOST_REQUIRE(source->wait_for_watches(1, 10s));
+  source->create(pod("c"));
+  BOOST_REQUIRE(store.wait_for(3));
+  r->stop();
+  r->join();
+  BOOST_TEST(source->list_calls() == 1u);
+  BOOST_TEST(store.count("replace") == 1u);
+  BOOST_TEST(source->watch_requests().at(1).resource_version == "3");  // after "b"
+  BOOST_TEST(store.calls().at(2).key == "default/c");
+  std::lock_guard lock(errors_mutex);
+  BOOST_REQUIRE(!errors.empty());
+  BOOST_TEST((errors.front().code() == boost::asio::error::timed_out));
+  BOOST_TEST((errors.front() == condition::stream_cut));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_watch_that_hears_bookmarks_is_not_reopened_by_the_liveness_check, io_fixture) {
+  source->create(pod("a"));
+  recording_store store;
+  auto options = fast();
+  options.watch_liveness_timeout = 400ms;
+  auto r = reflector::create(source, store, options);
+  r->start();
+  BOOST_REQUIRE(source->wait_for_watches(1, 10s));
+  for (int i = 0; i < 15; ++i) {  // 1.5 s: several liveness periods, one bookmark every 100 ms
+    std::this_thread::sleep_for(100ms);
+    source->bookmark();
+  }
+  r->stop();
+  r->join();
+  BOOST_TEST(source->watch_calls() == 1u);
+  BOOST_TEST(source->list_calls() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_silent_watch_stays_open_with_the_liveness_check_off, io_fixture) {
+  recording_store store;
+  auto options = fast();
+  options.watch_liveness_timeout = 0s;
+  auto r = reflector::create(source, store, options);
+  r->start();
+  BOOST_REQUIRE(source->wait_for_watches(1, 10s));
+  std::this_thread::sleep_for(500ms);
+  r->stop();
+  r->join();
+  BOOST_TEST(source->watch_calls() == 1u);
 }
 
 BOOST_FIXTURE_TEST_CASE(expired_at_watch_open_forces_a_relist, io_fixture) {

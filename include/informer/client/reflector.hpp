@@ -7,6 +7,10 @@
 //     minute timeout) is reopened from the last resourceVersion seen, bookmarks included,
 //     without relisting;
 //   - a watch cut by the network (reset, EOF, timeout) is reopened the same way;
+//   - a watch that delivers nothing at all (no event, no bookmark) for `watch_liveness_timeout`
+//     is taken for cut (a middlebox or a half-dead peer can keep a connection open while nothing
+//     comes through, and TCP alone would wait for hours): it is cancelled, reported to the
+//     watch-error handler (asio::error::timed_out) and reopened the same way, without a relist;
 //   - "connection refused" or "too many requests" (429) when opening a watch waits a backoff,
 //     then watches again from the same resourceVersion: a throttled server gets no full list;
 //   - "expired" (410 Gone) at watch open, as an ERROR event or ending the stream, and "too large
@@ -80,6 +84,18 @@ struct reflector_options {
   /// Watches ask the server to end them after a random time in [min, 2*min).
   std::chrono::seconds min_watch_timeout = std::chrono::minutes(5);
   bool allow_bookmarks = true;
+  /// A watch silent this long (no event, no bookmark) is cancelled and reopened from the last
+  /// resourceVersion (see the file comment); zero disables the check. A healthy idle watch must
+  /// hear something within it, so it must exceed the source's heartbeat. kube-apiserver (1.19 and
+  /// later, 1.20 included) sends each watch that allows bookmarks one about every minute
+  /// (`defaultBookmarkFrequency` in apiserver/pkg/storage/cacher, bucketed to the second; checked
+  /// against the real 1.20.2 server: 60 s apart) and 2 s before the watch's own timeout. The
+  /// default leaves room for one late bookmark on a busy server. Two cases remain where an idle
+  /// but healthy watch is reopened every timeout (one cheap request, never a relist): a resource
+  /// whose API-server cache has seen no change since the server started (it sends no bookmark
+  /// until then), and the etcd sources, whose bookmarks are etcd's progress notifications (sent
+  /// unasked only every 10 minutes) unless the source asks for progress more often.
+  std::chrono::nanoseconds watch_liveness_timeout = std::chrono::seconds(90);
   /// Zero disables resync.
   std::chrono::nanoseconds resync_period{0};
   /// Asked before each resync; empty means always.

@@ -145,7 +145,7 @@ struct shared_informer_options {
   std::function<object::ptr(object::ptr)> transform{};
   /// Where handlers run (each registration on its own strand of it). Empty: the source's executor.
   boost::asio::any_io_executor handler_executor{};
-  /// Reflector settings (page size, backoff, watch timeout, metrics). Its `name`, selectors and
+  /// Reflector settings (page size, backoff, watch timeout and liveness, metrics). Its `name`, selectors and
   /// `resync_period` are ignored: they come from the fields above (resync is the informer's own).
   reflector_options reflector{};
   /// Kept alive as long as any part of the informer (handler registrations included): the owner
