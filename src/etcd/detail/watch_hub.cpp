@@ -81,6 +81,7 @@ watch_actions watch_hub::cancel(std::uint64_t id) {
 
 watch_actions watch_hub::request_progress() {
   if (current_ != 0) {
+    streams_.at(current_).progress_pending.push_back(false);
     out_.push_back(write_request{current_, progress_request{}});
   }
   return take();
@@ -156,6 +157,7 @@ watch_actions watch_hub::on_response(std::uint64_t stream_id, watch_response r) 
     return {};
   }
   stream_state& s = it->second;
+  s.heard = true;
   if (s.phase == stream_phase::connecting) {
     s.phase = stream_phase::serving;
   }
@@ -234,6 +236,25 @@ void watch_hub::on_create_refused(std::uint64_t stream_id, stream_state& s, std:
 }
 
 void watch_hub::on_progress_reply(stream_state& s, std::int64_t revision) {
+  // Replies come in the order of the requests (etcd queues them on one channel).
+  const bool heartbeat = !s.progress_pending.empty() && s.progress_pending.front();
+  if (!s.progress_pending.empty()) {
+    s.progress_pending.pop_front();
+  }
+  if (heartbeat) {
+    // Liveness only: a bookmark at what each watch has delivered, which moves nothing on (etcd
+    // issue 15220: the reply can overtake events of a watch in sync too).
+    for (const auto& [server_id, id] : s.active) {
+      const std::int64_t delivered = watches_.at(id).next_revision - 1;
+      if (delivered > 0) {
+        watch_update update;
+        update.kind = watch_update_kind::progress;
+        update.revision = delivered;
+        deliver(id, std::move(update));
+      }
+    }
+    return;
+  }
   for (const auto& [server_id, id] : s.active) {
     watch_state& w = watches_.at(id);
     // Not mid-fragment either: the reply may overtake the rest of a response.
@@ -339,6 +360,65 @@ watch_actions watch_hub::on_stream_end(std::uint64_t stream_id, const error& why
   }
   retry_or_fail(std::move(unanswered), why, s.phase == stream_phase::connecting && is_transport_failure(why));
   return take();
+}
+
+watch_actions watch_hub::on_tick(time_point now) {
+  if (closed_ || options_.progress_interval.count() <= 0) {
+    return {};
+  }
+  std::vector<std::uint64_t> dead;
+  for (auto& [stream_id, s] : streams_) {
+    // A connecting stream has the dial timer; etcd no longer reads a retired one.
+    if (s.phase != stream_phase::serving || (s.active.empty() && s.creating == 0)) {
+      s.last_probe.reset();
+      s.probing = false;
+      continue;
+    }
+    if (s.probing) {
+      if (!s.heard) {
+        if (now - *s.last_probe >= options_.progress_timeout) {
+          dead.push_back(stream_id);
+        }
+        continue;
+      }
+      s.probing = false;
+    }
+    if (!s.last_probe) {
+      s.last_probe = now;  // the interval counts from here
+    } else if (now - *s.last_probe >= options_.progress_interval) {
+      s.last_probe = now;
+      s.probing = true;
+      s.heard = false;
+      s.progress_pending.push_back(true);
+      out_.push_back(write_request{stream_id, progress_request{}});
+    }
+  }
+  for (std::uint64_t stream_id : dead) {
+    declare_dead(stream_id, streams_.at(stream_id));
+  }
+  return take();
+}
+
+void watch_hub::declare_dead(std::uint64_t stream_id, stream_state& s) {
+  const error why{errc::unavailable, "watch stream" + (s.address.empty() ? "" : " at " + s.address) +
+                                         ": no answer to a progress request within " +
+                                         std::to_string(options_.progress_timeout.count()) +
+                                         " ms (the connection or the member stopped responding)"};
+  s.phase = stream_phase::closing;
+  if (current_ == stream_id) {
+    current_ = 0;
+  }
+  out_.push_back(close_stream{stream_id, true});
+  for (const auto& [server_id, id] : s.active) {
+    finish(id, failed_update(error{why.code(), watches_.at(id).spec.what + ": " + why.detail()}));
+  }
+  s.active.clear();
+  std::deque<std::uint64_t> unanswered = std::exchange(s.queued, {});
+  if (s.creating != 0) {
+    unanswered.push_front(std::exchange(s.creating, 0));
+  }
+  // As after a failed connection: each retried on another stream, at most once per endpoint.
+  retry_or_fail(std::move(unanswered), why, true);
 }
 
 void watch_hub::retry_or_fail(std::deque<std::uint64_t> ids, const error& why, bool connect_failure) {

@@ -16,21 +16,33 @@
 //   Watches not yet answered on a stream that failed to connect are retried on a new stream (each
 //   at most once per endpoint), created from the first revision they have not delivered.
 // - A response etcd split in fragments is delivered once, reassembled; an end mid-fragment drops it.
+// - Heartbeats (with `progress_interval`): `on_tick` writes a progress request to each serving
+//   stream that carries watches, once per interval. A stream from which nothing at all arrives
+//   within `progress_timeout` of such a request is dead (a blackholed connection, a frozen member,
+//   neither of which ends the stream by itself): it is closed as `unresponsive` (the driver counts
+//   that against its endpoint), its created watches fail with `errc::unavailable` as if it had
+//   broken, and watches not yet answered on it are retried on a new stream. A heartbeat's reply
+//   gives every watch of the stream a bookmark at the revision it has delivered itself, not at the
+//   reply's: in etcd releases without the fix for etcd issue 15220 the reply can overtake events
+//   still queued for a watch that is in sync, so its revision may lie ahead of them. So a quiet
+//   watch hears from etcd once per interval, and nothing is skipped.
 // - Progress: a per-watch notification (etcd sends those only to watches it has in sync) is a
-//   `progress` update. The stream-wide reply to a progress request (watch id -1) is one only for
+//   `progress` update. The stream-wide reply to `request_progress` (watch id -1) is one only for
 //   watches known to have caught up: etcd releases without the fix for etcd issue 15220 answer
 //   with the store's revision even while a watch still replays older history, and as a bookmark
 //   that revision would skip the events still to come. A watch has caught up when it had nothing to
 //   replay (it starts after the revision etcd had when creating it), once it delivered an event at
 //   or after that revision, or once it got a per-watch notification. (A watch that falls behind
 //   again later, more than etcd's batch of revisions behind or with a slow reader, is not noticed;
-//   fixed etcd releases hold the reply back until every watch of the stream is in sync.)
+//   fixed etcd releases hold the reply back until every watch of the stream is in sync. Nor is
+//   the reply's overtaking of events queued for a watch in sync, which the heartbeats avoid.)
 //
 // Thread safety: none; the driver confines it to the client's thread.
 #pragma once
 
 #include "informer/etcd/watch.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -95,6 +107,8 @@ struct write_request {
 /// End the stream from our side; its end is still reported.
 struct close_stream {
   std::uint64_t stream = 0;
+  /// It stopped answering: count it as a failure of its endpoint, so the next stream goes elsewhere.
+  bool unresponsive = false;
 };
 /// Hand `update` to watch `watch`'s callback; a final update is the last one (drop the callback).
 struct deliver_update {
@@ -124,6 +138,10 @@ enum class stream_phase {
 struct watch_hub_options {
   std::size_t endpoints = 1;   ///< how many endpoints a watch may try to connect to
   bool authenticates = false;  ///< the client has credentials
+  /// How often `on_tick` asks each stream for progress; zero: no heartbeats.
+  std::chrono::milliseconds progress_interval{0};
+  /// How long after that request a stream that sent nothing counts as dead.
+  std::chrono::milliseconds progress_timeout{0};
 };
 
 class watch_hub {
@@ -141,6 +159,9 @@ public:
   watch_actions on_response(std::uint64_t stream, watch_response response);
   /// Stream `stream` ended with `why` (an error; a transport code for a broken stream).
   watch_actions on_stream_end(std::uint64_t stream, const error& why);
+  /// Time passed (the driver ticks while `wants_ticks()`, at most half the shorter of the interval
+  /// and the timeout apart): sends due heartbeats, ends streams that did not answer one in time.
+  watch_actions on_tick(std::chrono::steady_clock::time_point now);
   /// The client closes: every watch ends with errc::closed and every stream is closed.
   watch_actions close();
 
@@ -148,6 +169,8 @@ public:
   void stream_at(std::uint64_t stream, std::string address);
   /// The dial timeout matters: `stream` carries watches and etcd has not answered yet.
   bool awaiting_first_answer(std::uint64_t stream) const;
+  /// Heartbeats are on and there is a stream to watch over.
+  bool wants_ticks() const noexcept { return options_.progress_interval.count() > 0 && !closed_ && !streams_.empty(); }
 
   // State, for tests.
   std::optional<watch_phase> phase_of_watch(std::uint64_t watch) const;
@@ -170,9 +193,17 @@ private:
     std::vector<event> fragments;  // a fragmented response, so far
   };
 
+  using time_point = std::chrono::steady_clock::time_point;
+
   struct stream_state {
     stream_phase phase = stream_phase::connecting;
     std::string address;
+    // Heartbeats: when the last request went out (unset until the first tick that saw the stream
+    // serving), whether it awaits its answer, and whether anything arrived since it went out.
+    std::optional<time_point> last_probe;
+    bool probing = false;
+    bool heard = false;
+    std::deque<bool> progress_pending;             // progress requests not answered yet, true for a heartbeat
     std::deque<std::uint64_t> queued;              // creates not written yet
     std::uint64_t creating = 0;                    // the create in flight
     std::map<std::int64_t, std::uint64_t> active;  // by etcd's watch id
@@ -186,6 +217,7 @@ private:
   void on_progress_reply(stream_state& s, std::int64_t revision);
   void on_watch_response(std::uint64_t stream_id, stream_state& s, watch_response& r);
   void retire(std::uint64_t stream_id, stream_state& s);
+  void declare_dead(std::uint64_t stream_id, stream_state& s);
   void close_if_idle(std::uint64_t stream_id, stream_state& s);
   void retry_or_fail(std::deque<std::uint64_t> ids, const error& why, bool connect_failure);
   void deliver(std::uint64_t id, watch_update update);
