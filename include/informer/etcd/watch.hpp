@@ -31,10 +31,12 @@
 //     - `informer::errc::closed`: the client was destroyed.
 //
 // Liveness: a stream must not stall silently. Every `client_options::watch_progress_interval`
-// (default 10 s) the client asks each stream for progress: caught-up watches get the answer as a
-// `progress` update, so even a quiet watch hears from etcd once per interval, and a stream that
-// sends nothing at all within `watch_progress_timeout` of the request (a blackholed connection, a
-// frozen member) is taken as broken: its watches fail with `etcd::errc::unavailable`. Streams also
+// (default 10 s) the client asks each stream for progress: when etcd answers, every watch of the
+// stream gets a `progress` update at the revision it has delivered so far (not etcd's newer one,
+// which on etcd 3.4 can lie ahead of events still on their way), so even a quiet watch hears from
+// etcd once per interval; a stream that sends nothing at all within `watch_progress_timeout` of
+// the request (a blackholed connection, a frozen member) is taken as broken: its watches fail
+// with `etcd::errc::unavailable`. Streams also
 // require a leader (etcd's `hasleader` metadata, as clientv3's WithRequireLeader): a member cut
 // off from its peers ends them with `unavailable` ("etcdserver: no leader") after three election
 // timeouts without a leader, instead of serving a store that no longer changes.
