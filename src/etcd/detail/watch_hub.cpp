@@ -81,10 +81,20 @@ watch_actions watch_hub::cancel(std::uint64_t id) {
 
 watch_actions watch_hub::request_progress() {
   if (current_ != 0) {
-    streams_.at(current_).progress_pending.push_back(false);
+    note_progress_request(streams_.at(current_), false);
     out_.push_back(write_request{current_, progress_request{}});
   }
   return take();
+}
+
+void watch_hub::note_progress_request(stream_state& s, bool heartbeat) {
+  // Fixed etcd releases may answer several requests made while a watch replays with one reply:
+  // the oldest entries then never find theirs, so the queue is kept short.
+  constexpr std::size_t most_pending = 16;
+  if (s.progress_pending.size() == most_pending) {
+    s.progress_pending.pop_front();
+  }
+  s.progress_pending.push_back(heartbeat);
 }
 
 void watch_hub::stream_at(std::uint64_t stream, std::string address) {
@@ -389,7 +399,7 @@ watch_actions watch_hub::on_tick(time_point now) {
       s.last_probe = now;
       s.probing = true;
       s.heard = false;
-      s.progress_pending.push_back(true);
+      note_progress_request(s, true);
       out_.push_back(write_request{stream_id, progress_request{}});
     }
   }

@@ -159,7 +159,7 @@ public:
   watch_actions on_response(std::uint64_t stream, watch_response response);
   /// Stream `stream` ended with `why` (an error; a transport code for a broken stream).
   watch_actions on_stream_end(std::uint64_t stream, const error& why);
-  /// Time passed (the driver ticks while `wants_ticks()`, at most half the shorter of the interval
+  /// Time passed (the driver ticks while `wants_ticks()`, a quarter of the shorter of the interval
   /// and the timeout apart): sends due heartbeats, ends streams that did not answer one in time.
   watch_actions on_tick(std::chrono::steady_clock::time_point now);
   /// The client closes: every watch ends with errc::closed and every stream is closed.
@@ -214,6 +214,7 @@ private:
   void send_cancel(std::uint64_t stream_id, stream_state& s, std::int64_t server_id);
   void on_created(std::uint64_t stream_id, stream_state& s, watch_response& r);
   void on_create_refused(std::uint64_t stream_id, stream_state& s, std::uint64_t id, const watch_response& r);
+  void note_progress_request(stream_state& s, bool heartbeat);
   void on_progress_reply(stream_state& s, std::int64_t revision);
   void on_watch_response(std::uint64_t stream_id, stream_state& s, watch_response& r);
   void retire(std::uint64_t stream_id, stream_state& s);
