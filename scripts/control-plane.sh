@@ -507,6 +507,9 @@ cmd_start() {
     esac
     shift
   done
+  if [[ $mode == cluster && ($etcd_tls == 1 || $with_cm == 1 || ${#extra[@]} -gt 0) ]]; then
+    die "start-etcd-cluster takes only --owner-pid" 2
+  fi
   if [[ $mode == full ]]; then
     need_binary "$bin_dir/kube-apiserver"
     [[ $with_cm == 0 ]] || need_binary "$bin_dir/kube-controller-manager"
