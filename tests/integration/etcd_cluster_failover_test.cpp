@@ -402,6 +402,39 @@ BOOST_AUTO_TEST_CASE(a_watch_on_a_member_cut_off_from_its_peers_fails_instead_of
   BOOST_TEST(again.last_event_revision() >= after);
 }
 
+BOOST_AUTO_TEST_CASE(a_watch_opened_while_there_is_no_leader_waits_for_one) {
+  // During an election every member refuses new streams ("no leader"); an informer whose watch
+  // failed then would relist. The client tries again a tick later instead (with heartbeats on).
+  etcd_cluster cluster;
+  auto options = options_for({cluster.endpoint(0)});
+  options.watch_progress_interval = 1s;  // ticks every 250 ms
+  auto c = make_client(options);
+  const auto start = must(c->put("/nl/a", "1"), "put");
+  cluster.pause_member(1);
+  cluster.pause_member(2);
+  BOOST_REQUIRE(eventually([&] {
+    try {
+      cluster.leader_index();
+      return false;
+    } catch (const std::runtime_error&) {
+      return true;  // no member knows a leader
+    }
+  }));
+  watch_log log;
+  auto handle = c->watch("/nl/", {.prefix = true, .start_revision = start + 1}, log.callback());
+  std::this_thread::sleep_for(500ms);
+  BOOST_TEST(!log.ended(), "the watch failed: " << log.last().failure.what());
+  const auto resumed = std::chrono::steady_clock::now();
+  cluster.resume_member(1);
+  cluster.resume_member(2);
+  BOOST_REQUIRE(eventually([&] { return log.created() || log.ended(); }));
+  BOOST_REQUIRE_MESSAGE(log.created(), "the watch failed: " << log.last().failure.what());
+  report("watch opened without a leader was created after the quorum came back", seconds_since(resumed));
+  const auto after = put_until_done(*c, "/nl/b", "2");
+  BOOST_REQUIRE(eventually([&] { return log.saw_key("/nl/b"); }));
+  BOOST_TEST(log.last_event_revision() >= after);
+}
+
 BOOST_AUTO_TEST_CASE(heartbeats_find_a_frozen_member_and_the_informer_moves_on) {
   etcd_cluster cluster;
   const std::string prefix = "/hb/";

@@ -647,3 +647,54 @@ BOOST_AUTO_TEST_CASE(no_heartbeats_when_off_or_on_a_stream_without_watches) {
   f.apply(f.hub.close());
   BOOST_TEST(!f.hub.wants_ticks());
 }
+
+BOOST_AUTO_TEST_CASE(a_watch_refused_for_want_of_a_leader_waits_a_tick_and_tries_again) {
+  // Every member refuses new streams during an election: failing the watch would make its owner
+  // relist; it is tried again a tick later instead, a bounded number of times.
+  const informer::error no_leader{etcd::errc::unavailable, "watch stream at e:1: etcdserver: no leader"};
+  fake f(heartbeats);
+  f.add(1, spec("/a", 7));
+  f.end(1, no_leader);
+  BOOST_TEST((f.hub.phase_of_watch(1) == detail::watch_phase::parked));
+  BOOST_TEST(f.opened.size() == 1u);
+  BOOST_TEST(f.hub.wants_ticks());
+  f.tick(0ms);  // parked for a whole tick period at least
+  BOOST_TEST(f.opened.size() == 1u);
+  f.tick(100ms);
+  BOOST_REQUIRE_EQUAL(f.opened.size(), 2u);
+  BOOST_TEST(f.creates(f.opened[1].stream).at(0).start_revision == 7);
+  f.respond(f.opened[1].stream, created(0, 10));
+  BOOST_TEST(f.kinds(1) == (std::vector{watch_update_kind::created}), boost::test_tools::per_element());
+
+  // Bounded: after 20 refusals in a row the watch fails.
+  fake g(heartbeats);
+  g.add(2, spec("/b"));
+  for (int i = 0; i < 20; ++i) {
+    g.end(g.opened.back().stream, no_leader);
+    BOOST_REQUIRE((g.hub.phase_of_watch(2) == detail::watch_phase::parked));
+    g.tick(0ms);
+    g.tick(0ms);
+  }
+  // Then as any failure to connect: tried on the next endpoint at once, and failed after that.
+  g.end(g.opened.back().stream, no_leader);
+  BOOST_TEST((g.hub.phase_of_watch(2) == detail::watch_phase::creating));
+  BOOST_TEST(g.updates[2].empty());
+  g.end(g.opened.back().stream, no_leader);
+  BOOST_REQUIRE(!g.updates[2].empty());
+  BOOST_TEST(has(g.updates[2].back().failure, etcd::errc::unavailable));
+
+  // A parked watch can be canceled; without heartbeats (no ticks) nothing is parked.
+  g.add(3, spec("/c"));
+  g.end(g.opened.back().stream, no_leader);
+  g.cancel(3);
+  BOOST_TEST((g.updates[3].back().kind == watch_update_kind::canceled));
+  const auto opened = g.opened.size();
+  g.tick(0ms);
+  g.tick(0ms);
+  BOOST_TEST(g.opened.size() == opened);
+
+  fake off({.endpoints = 1});
+  off.add(1, spec("/a"));
+  off.end(1, no_leader);
+  BOOST_TEST(has(off.updates[1].back().failure, etcd::errc::unavailable));
+}

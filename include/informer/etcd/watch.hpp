@@ -39,7 +39,10 @@
 // with `etcd::errc::unavailable`. Streams also
 // require a leader (etcd's `hasleader` metadata, as clientv3's WithRequireLeader): a member cut
 // off from its peers ends them with `unavailable` ("etcdserver: no leader") after three election
-// timeouts without a leader, instead of serving a store that no longer changes.
+// timeouts without a leader, instead of serving a store that no longer changes. Members refuse new
+// streams while they have no leader (during an election, too): with heartbeats on, a watch
+// refused so is tried again at the next heartbeat tick (a quarter of the interval or timeout,
+// whichever is shorter; up to 20 times) instead of failing at once.
 //
 // Thread safety: callbacks run on the client's thread, one at a time for all watches of a client:
 // a slow callback delays every other watch of its client. A callback may call any member of the

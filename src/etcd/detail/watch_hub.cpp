@@ -11,6 +11,9 @@ namespace {
 
 bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
 
+// How often a watch is parked for want of a leader before it fails (see the file comment).
+constexpr std::size_t most_leaderless = 20;
+
 watch_update failed_update(error why, std::int64_t compact_revision = 0) {
   watch_update update;
   update.kind = watch_update_kind::failed;
@@ -58,6 +61,7 @@ watch_actions watch_hub::cancel(std::uint64_t id) {
   update.kind = watch_update_kind::canceled;
   switch (w.phase) {
     case watch_phase::waiting: std::erase(waiting_, id); break;
+    case watch_phase::parked: std::erase_if(parked_, [id](const auto& p) { return p.first == id; }); break;
     case watch_phase::queued: std::erase(streams_.at(w.stream).queued, id); break;
     case watch_phase::creating:
       // Forgotten once etcd answers the create (and is told to cancel it) or the stream ends.
@@ -198,6 +202,7 @@ void watch_hub::on_created(std::uint64_t stream_id, stream_state& s, watch_respo
     w.phase = watch_phase::active;
     w.server_id = r.watch_id;
     w.connect_failures = 0;
+    w.leaderless = 0;
     w.created_revision = r.revision;
     if (w.next_revision == 0) {
       w.next_revision = r.revision + 1;  // what etcd makes of "from now"
@@ -376,6 +381,18 @@ watch_actions watch_hub::on_tick(time_point now) {
   if (closed_ || options_.progress_interval.count() <= 0) {
     return {};
   }
+  ++ticks_;
+  // Parked for a whole tick period at least: released on the second tick after parking.
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    if (ticks_ >= it->second + 2) {
+      watches_.at(it->first).phase = watch_phase::waiting;
+      waiting_.push_back(it->first);
+      it = parked_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  assign_waiting();
   std::vector<std::uint64_t> dead;
   for (auto& [stream_id, s] : streams_) {
     // A connecting stream has the dial timer; etcd no longer reads a retired one.
@@ -438,6 +455,11 @@ void watch_hub::retry_or_fail(std::deque<std::uint64_t> ids, const error& why, b
     w.stream = 0;
     if (w.phase == watch_phase::canceling) {
       watches_.erase(id);
+    } else if (connect_failure && options_.progress_interval.count() > 0 && contains(why.detail(), "no leader") &&
+               w.leaderless < most_leaderless) {
+      ++w.leaderless;
+      w.phase = watch_phase::parked;
+      parked_.emplace_back(id, ticks_);
     } else if (connect_failure && ++w.connect_failures < options_.endpoints) {
       w.phase = watch_phase::waiting;
       retry.push_back(id);
@@ -462,6 +484,7 @@ watch_actions watch_hub::close() {
   }
   current_ = 0;
   waiting_.clear();
+  parked_.clear();
   auto watches = std::exchange(watches_, {});
   for (auto& [id, w] : watches) {
     if (w.phase != watch_phase::canceling) {

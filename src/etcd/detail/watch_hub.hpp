@@ -26,6 +26,10 @@
 //   reply's: in etcd releases without the fix for etcd issue 15220 the reply can overtake events
 //   still queued for a watch that is in sync, so its revision may lie ahead of them. So a quiet
 //   watch hears from etcd once per interval, and nothing is skipped.
+// - A member without a leader refuses new streams at once ("etcdserver: no leader": streams
+//   require one). With heartbeats on, watches a stream could not create for that reason are
+//   parked for at least one tick and tried again (up to 20 times) rather than failed, since an
+//   election (the leader killed or frozen) takes a second or two and every member refuses meanwhile.
 // - Progress: a per-watch notification (etcd sends those only to watches it has in sync) is a
 //   `progress` update. The stream-wide reply to `request_progress` (watch id -1) is one only for
 //   watches known to have caught up: etcd releases without the fix for etcd issue 15220 answer
@@ -121,6 +125,7 @@ using watch_actions = std::vector<watch_action>;
 /// Where a watch is.
 enum class watch_phase {
   waiting,    ///< for a stream to take it
+  parked,     ///< refused for want of a leader: waiting for a later tick to try again
   queued,     ///< on a stream, its create not written yet
   creating,   ///< create written, etcd's answer awaited
   active,     ///< created: updates flow
@@ -169,8 +174,10 @@ public:
   void stream_at(std::uint64_t stream, std::string address);
   /// The dial timeout matters: `stream` carries watches and etcd has not answered yet.
   bool awaiting_first_answer(std::uint64_t stream) const;
-  /// Heartbeats are on and there is a stream to watch over.
-  bool wants_ticks() const noexcept { return options_.progress_interval.count() > 0 && !closed_ && !streams_.empty(); }
+  /// Heartbeats are on and there is a stream to watch over or a parked watch to retry.
+  bool wants_ticks() const noexcept {
+    return options_.progress_interval.count() > 0 && !closed_ && (!streams_.empty() || !parked_.empty());
+  }
 
   // State, for tests.
   std::optional<watch_phase> phase_of_watch(std::uint64_t watch) const;
@@ -190,6 +197,7 @@ private:
     bool caught_up = false;             // see the file comment
     bool token_refreshed = false;       // retried once with a new token
     std::size_t connect_failures = 0;
+    std::size_t leaderless = 0;    // refusals for want of a leader since it was last created
     std::vector<event> fragments;  // a fragmented response, so far
   };
 
@@ -234,6 +242,8 @@ private:
   std::uint64_t stale_token_of_ = 0;  // the next stream must authenticate afresh
   std::unordered_map<std::uint64_t, watch_state> watches_;
   std::deque<std::uint64_t> waiting_;
+  std::uint64_t ticks_ = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> parked_;  // watch, the tick it was parked at
   std::map<std::uint64_t, stream_state> streams_;
   watch_actions out_;  // the actions of the event being handled
 };
