@@ -1,8 +1,9 @@
 // The etcd client and the etcd source against a real three-member cluster (etcd_cluster in
 // tests/support/control_plane.hpp): the member in use killed under calls and watches and brought
 // back, the leader killed under a running informer with writes going on, a member cut off from its
-// peers (require-leader), a frozen member (heartbeats), and the bookmarks heartbeats bring. Each
-// scenario prints the failover time it measured ("measured: ...").
+// peers (require-leader), a watch opened while no member has a leader, a frozen member
+// (heartbeats), and the bookmarks heartbeats bring. Each scenario prints the failover time it
+// measured ("measured: ...").
 #include "informer/etcd/generic_source.hpp"
 
 #include "informer/client/shared_informer.hpp"
