@@ -9,6 +9,11 @@
 #   control-plane.sh stop DIR              stops all it started, removes the etcd data; harmless twice
 #   control-plane.sh restart-apiserver DIR kill + start kube-apiserver, same flags and port
 #   control-plane.sh restart-etcd DIR      kill + start etcd, same flags, port and data
+#   control-plane.sh start-etcd-cluster DIR [--owner-pid PID]   three etcd members (etcd-0..2)
+#   control-plane.sh kill-member DIR I     SIGKILL member I (its data stays)
+#   control-plane.sh restart-member DIR I  start member I again (same flags, ports and data)
+#   control-plane.sh leader DIR            prints the index of the leader (members that do not
+#                                          answer within a second are skipped)
 # Options:
 #   --with-controller-manager   also run kube-controller-manager (keeps the ServiceAccount admission
 #                               plugin on: it creates the `default` ServiceAccounts)
@@ -21,7 +26,8 @@
 #   CONTROL_PLANE_TIMEOUT (seconds to wait for health, default 60).
 #
 # DIR afterwards holds: env (shell-sourceable: ETCD_ENDPOINT, APISERVER_URL, ADMIN_TOKEN, USER_TOKEN,
-# KUBECONFIG, CA_FILE, ADMIN_CERT/ADMIN_KEY, ETCD_CA/ETCD_CERT/ETCD_KEY with --etcd-tls, *_PID),
+# KUBECONFIG, CA_FILE, ADMIN_CERT/ADMIN_KEY, ETCD_CA/ETCD_CERT/ETCD_KEY with --etcd-tls, *_PID;
+# for a cluster ETCD_MEMBERS, ETCD_ENDPOINTS (comma-separated), ETCD_<I>_ENDPOINT, ETCD_<I>_PID),
 # kubeconfig (admin token, verifies the server against ca.crt), ca.crt, *.pid, *.log, *.args.
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 binaries not provisioned.
 set -euo pipefail
@@ -35,7 +41,7 @@ readonly timeout=${CONTROL_PLANE_TIMEOUT:-60}
 log() { echo "control-plane: $*" >&2; }
 die() { echo "control-plane: ERROR: $1" >&2; exit "${2:-1}"; }
 usage() {
-  sed -n '6,21p' "$script_path" | sed 's/^# \{0,1\}//' >&2
+  sed -n '6,26p' "$script_path" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -85,7 +91,7 @@ env_get() {
 }
 
 alive() {
-  local pid=$1 name=$2
+  local pid=$1 name=${2%-[0-9]}  # cluster member etcd-I runs the binary etcd
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
   # Guard against a recycled pid: the process must still be the binary we started.
   [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */"$name"* ]]
@@ -113,6 +119,8 @@ terminate() {
   [[ -f $dir/$name.pid ]] || return 0
   pid=$(<"$dir/$name.pid")
   if alive "$pid" "$name"; then
+    # A test may have paused it (SIGSTOP): a stopped process does not act on SIGTERM.
+    kill -CONT "$pid" 2>/dev/null || true
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
       alive "$pid" "$name" || break
@@ -250,6 +258,111 @@ start_etcd() {
     rm -rf "${data_dir:?}"/*
   done
   fail_start etcd "etcd could not bind a free port in 3 attempts"
+}
+
+# --- a three-member etcd cluster -------------------------------------------------------------------
+# Members etcd-0..etcd-2 on loopback, plain http, each with its own ports and data dir (on /dev/shm
+# when possible). Raft timing is slower than the single etcd's (heartbeat 50 ms, election 500 ms) so
+# that a loaded 2-core machine does not elect a new leader by accident; a member cut from its peers
+# notices it within an election timeout.
+readonly cluster_members=3
+
+member_endpoint() { env_get "ETCD_$1_ENDPOINT"; }
+
+member_healthy() {
+  curl -fsS --max-time 2 "$(member_endpoint "$1")/health" 2>/dev/null | grep -q '"health":"true"'
+}
+
+wait_member() {
+  local i=$1 deadline=$((SECONDS + timeout)) pid
+  pid=$(<"$dir/etcd-$i.pid")
+  until member_healthy "$i"; do
+    alive "$pid" "etcd-$i" || fail_start "etcd-$i" "etcd-$i exited during start"
+    ((SECONDS < deadline)) || fail_start "etcd-$i" "etcd-$i not healthy after ${timeout} s"
+    sleep 0.1
+  done
+}
+
+start_etcd_cluster() {
+  local etcd_bin i initial="" endpoints="" data_dir
+  local -a client_urls peer_urls
+  etcd_bin=$(command -v etcd) || die "etcd not installed: run scripts/provision-control-plane.sh" 3
+  for ((i = 0; i < cluster_members; i++)); do
+    free_port; client_urls[i]=http://127.0.0.1:$port_result
+    free_port; peer_urls[i]=http://127.0.0.1:$port_result
+    initial+="${initial:+,}etcd-$i=${peer_urls[i]}"
+    endpoints+="${endpoints:+,}${client_urls[i]}"
+  done
+  env_set ETCD_MEMBERS "$cluster_members"
+  env_set ETCD_ENDPOINTS "$endpoints"
+  env_set ETCD_ENDPOINT "${client_urls[0]}"
+  for ((i = 0; i < cluster_members; i++)); do
+    if [[ -d /dev/shm && -w /dev/shm ]]; then
+      data_dir=$(mktemp -d /dev/shm/informer-etcd-XXXXXXXX)
+    else
+      data_dir=$(mktemp -d "$dir/etcd-data-XXXXXXXX")
+    fi
+    env_set "ETCD_${i}_DATA" "$data_dir"
+    env_set "ETCD_${i}_ENDPOINT" "${client_urls[i]}"
+    printf '%s\n' "--name=etcd-$i" "--data-dir=$data_dir" \
+      "--listen-client-urls=${client_urls[i]}" "--advertise-client-urls=${client_urls[i]}" \
+      "--listen-peer-urls=${peer_urls[i]}" "--initial-advertise-peer-urls=${peer_urls[i]}" \
+      "--initial-cluster=$initial" --initial-cluster-state=new --initial-cluster-token=informer-test \
+      --logger=zap --log-outputs=stderr --heartbeat-interval=50 --election-timeout=500 \
+      >"$dir/etcd-$i.args"
+    launch "etcd-$i" "$etcd_bin"
+  done
+  # No member is healthy before a quorum has started and elected a leader.
+  for ((i = 0; i < cluster_members; i++)); do wait_member "$i"; done
+}
+
+need_member() {
+  [[ $1 =~ ^[0-9]+$ && -f $dir/etcd-$1.args ]] || die "no cluster member $1 was started in $dir"
+}
+
+cmd_kill_member() {
+  local i=$1 pid
+  need_member "$i"
+  [[ -f $dir/etcd-$i.pid ]] || return 0
+  pid=$(<"$dir/etcd-$i.pid")
+  if alive "$pid" "etcd-$i"; then
+    kill -KILL "$pid" 2>/dev/null || true
+    while alive "$pid" "etcd-$i"; do sleep 0.05; done
+  fi
+  rm -f "$dir/etcd-$i.pid"
+  env_set "ETCD_${i}_PID" ""  # so that nobody signals a recycled pid
+}
+
+cmd_restart_member() {
+  local i=$1
+  need_member "$i"
+  cmd_kill_member "$i"
+  launch "etcd-$i" "$(command -v etcd)"
+  wait_member "$i"
+  log "etcd-$i restarted at $(member_endpoint "$i")"
+}
+
+# The member's id and the leader's id it knows, as "ID LEADER" (decimal), from the gRPC gateway.
+member_status() {
+  curl -fsS --max-time 1 -X POST -d '{}' "$(member_endpoint "$1")/v3/maintenance/status" 2>/dev/null |
+    jq -r '"\(.header.member_id) \(.leader // "0")"'
+}
+
+cmd_leader() {
+  local members i status leader=""
+  local -a ids=()
+  members=$(env_get ETCD_MEMBERS)
+  [[ -n $members ]] || die "no etcd cluster was started in $dir"
+  for ((i = 0; i < members; i++)); do
+    status=$(member_status "$i") || continue
+    ids[i]=${status% *}
+    [[ ${status#* } != 0 ]] && leader=${status#* }
+  done
+  [[ -n $leader ]] || die "no member knows a leader"
+  for ((i = 0; i < members; i++)); do
+    [[ ${ids[i]:-} == "$leader" ]] && { echo "$i"; return 0; }
+  done
+  die "the leader $leader is not among the members that answered"
 }
 
 # --- kube-apiserver --------------------------------------------------------------------------------
@@ -394,12 +507,16 @@ cmd_start() {
     esac
     shift
   done
+  if [[ $mode == cluster && ($etcd_tls == 1 || $with_cm == 1 || ${#extra[@]} -gt 0) ]]; then
+    die "start-etcd-cluster takes only --owner-pid" 2
+  fi
   if [[ $mode == full ]]; then
     need_binary "$bin_dir/kube-apiserver"
     [[ $with_cm == 0 ]] || need_binary "$bin_dir/kube-controller-manager"
   fi
   command -v etcd >/dev/null || die "etcd not installed: run scripts/provision-control-plane.sh" 3
-  if [[ -f $dir/etcd.pid ]] && alive "$(<"$dir/etcd.pid")" etcd; then
+  if { [[ -f $dir/etcd.pid ]] && alive "$(<"$dir/etcd.pid")" etcd; } ||
+    { [[ -f $dir/etcd-0.pid ]] && alive "$(<"$dir/etcd-0.pid")" etcd-0; }; then
     die "a control plane already runs in $dir: stop it first"
   fi
   mkdir -p "$dir"
@@ -408,6 +525,11 @@ cmd_start() {
   env_set K8S_BIN_DIR "$bin_dir"
   [[ -z $owner ]] || start_watchdog "$owner"
   local t0=$SECONDS
+  if [[ $mode == cluster ]]; then
+    start_etcd_cluster
+    log "etcd cluster $(env_get ETCD_ENDPOINTS) ready"
+    return 0
+  fi
   start_etcd "$etcd_tls"
   if [[ $mode == full ]]; then
     start_apiserver "$with_cm" "${extra[@]}"
@@ -422,12 +544,14 @@ cmd_start() {
 cmd_stop() {
   [[ -d $dir ]] || return 0
   local name data_dir watchdog
-  for name in kube-controller-manager kube-apiserver etcd; do terminate "$name"; done
-  data_dir=$(env_get ETCD_DATA)
-  # Only ever remove what start created.
-  if [[ $data_dir == /dev/shm/informer-etcd-* || $data_dir == "$dir"/etcd-data-* ]]; then
-    rm -rf "$data_dir"
-  fi
+  for name in kube-controller-manager kube-apiserver etcd etcd-0 etcd-1 etcd-2; do terminate "$name"; done
+  for name in ETCD_DATA ETCD_0_DATA ETCD_1_DATA ETCD_2_DATA; do
+    data_dir=$(env_get "$name")
+    # Only ever remove what start created.
+    if [[ $data_dir == /dev/shm/informer-etcd-* || $data_dir == "$dir"/etcd-data-* ]]; then
+      rm -rf "$data_dir"
+    fi
+  done
   if [[ -f $dir/watchdog.pid ]]; then
     watchdog=$(<"$dir/watchdog.pid")
     # The watchdog itself ends by exec'ing this stop: do not kill ourselves.
@@ -461,6 +585,10 @@ shift 2
 case $command in
   start) cmd_start full "$@" ;;
   start-etcd) cmd_start etcd "$@" ;;
+  start-etcd-cluster) cmd_start cluster "$@" ;;
+  kill-member) (($# == 1)) || usage; cmd_kill_member "$1" ;;
+  restart-member) (($# == 1)) || usage; cmd_restart_member "$1" ;;
+  leader) cmd_leader ;;
   stop) cmd_stop ;;
   restart-etcd) cmd_restart_etcd ;;
   restart-apiserver) cmd_restart_apiserver ;;

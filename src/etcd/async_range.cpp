@@ -1,5 +1,6 @@
 // client::async_range: a Range over gRPC's callback API, with the rules of the synchronous path
-// (token, one re-authentication, failover of reads to the next endpoint on UNAVAILABLE) written as
+// (token, one re-authentication, failover of reads to the next endpoint on UNAVAILABLE, and on
+// DEADLINE_EXCEEDED when there are several) written as
 // a chain of callbacks instead of a blocking loop.
 #include "informer/etcd/client.hpp"
 
@@ -163,6 +164,10 @@ private:
     }
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
       return next_endpoint(status.error_message());
+    }
+    if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && conn_->size() > 1) {
+      conn_->failed(index_);  // as the synchronous calls: a member that answers nothing is skipped
+      return next_endpoint("no answer within the request timeout");
     }
     finish(detail::to_error(status, what_, conn_->at(index_).address), {});
   }

@@ -6,6 +6,8 @@
 #include <grpcpp/support/async_stream.h>
 #include <grpcpp/support/async_unary_call.h>
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <future>
 #include <utility>
@@ -114,6 +116,7 @@ public:
       : driver_(driver), conn_(*driver.conn_), stream_(stream), endpoint_(endpoint) {}
 
   std::uint64_t stream() const noexcept { return stream_; }
+  std::size_t endpoint() const noexcept { return endpoint_; }
   const std::string& token() const noexcept { return token_; }
   bool idle() const noexcept { return phase_ == phase::done && pending_ops_ == 0; }
 
@@ -179,6 +182,10 @@ private:
     phase_ = phase::starting;
     token_ = std::move(token);
     connection::attach_token(context_, token_);
+    // As etcd's clientv3 WithRequireLeader: a member that loses its leader (cut off from its
+    // peers) ends the stream with UNAVAILABLE "etcdserver: no leader" instead of leaving the
+    // watches silently stalled on its stale store; the next stream then goes elsewhere.
+    context_.AddMetadata("hasleader", "true");
     // Wait through reconnects for the channel; the dial timer bounds the wait.
     context_.set_wait_for_ready(true);
     completion_loop& loop = *driver_.loop_;
@@ -330,10 +337,29 @@ private:
   member_operation<watch_call, &watch_call::on_finish> finish_op_{this};
 };
 
+namespace {
+
+watch_hub_options hub_options(const connection& conn) {
+  const client_options& o = conn.options();
+  return {
+      .endpoints = conn.size(),
+      .authenticates = conn.authenticates(),
+      .progress_interval = std::max(o.watch_progress_interval, std::chrono::milliseconds{0}),
+      .progress_timeout = o.watch_progress_timeout.count() > 0 ? o.watch_progress_timeout : o.watch_progress_interval};
+}
+
+// Detection comes at most this late after the timeout.
+std::chrono::milliseconds tick_period(const watch_hub_options& o) {
+  return std::max(std::min(o.progress_interval, o.progress_timeout) / 4, std::chrono::milliseconds{5});
+}
+
+}  // namespace
+
 watch_driver::watch_driver(std::shared_ptr<connection> conn, std::shared_ptr<completion_loop> loop)
     : conn_(std::move(conn)),
       loop_(std::move(loop)),
-      hub_({.endpoints = conn_->size(), .authenticates = conn_->authenticates()}) {}
+      hub_(hub_options(*conn_)),
+      tick_period_(tick_period(hub_options(*conn_))) {}
 
 watch_driver::~watch_driver() = default;
 
@@ -387,6 +413,10 @@ void watch_driver::request_progress() {
 }
 
 void watch_driver::close_on_loop() {
+  closed_ = true;
+  if (loop_timer* timer = std::exchange(tick_timer_, nullptr)) {
+    timer->cancel();
+  }
   perform(hub_.close());
   for (auto& [stream, call] : calls_) {
     call->cancel();  // also the dial timers of calls already ended, so the loop closes promptly
@@ -400,11 +430,31 @@ void watch_driver::perform(watch_actions actions) {
     } else if (auto* write = std::get_if<write_request>(&action)) {
       calls_.at(write->stream)->write(to_message(std::move(write->request)));
     } else if (auto* close = std::get_if<close_stream>(&action)) {
-      calls_.at(close->stream)->cancel();
+      watch_call& call = *calls_.at(close->stream);
+      if (close->unresponsive) {
+        conn_->failed(call.endpoint());
+      }
+      call.cancel();
     } else {
       auto& d = std::get<deliver_update>(action);
       deliver(d.watch, std::move(d.update));
     }
+  }
+  arm_ticks();
+}
+
+void watch_driver::arm_ticks() {
+  if (tick_timer_ != nullptr || closed_ || !hub_.wants_ticks()) {
+    return;
+  }
+  tick_timer_ =
+      loop_->start_timer(tick_period_, [self = shared_from_this()](bool fired) { self->on_tick_timer(fired); });
+}
+
+void watch_driver::on_tick_timer(bool fired) {
+  tick_timer_ = nullptr;
+  if (fired && !closed_) {
+    perform(hub_.on_tick(std::chrono::steady_clock::now()));  // re-arms
   }
 }
 

@@ -2,8 +2,9 @@
 //
 // Throw-away real servers for integration tests and benchmarks: `control_plane` runs etcd +
 // kube-apiserver 1.20.2 (TLS, token auth, RBAC; optionally kube-controller-manager), `etcd_server`
-// runs etcd alone (optionally with TLS and client certificates). Both drive
-// scripts/control-plane.sh in a fresh temporary folder and stop everything in their destructor.
+// runs etcd alone (optionally with TLS and client certificates), `etcd_cluster` three etcd members
+// whose members a test can kill, restart, pause and resume. All drive scripts/control-plane.sh in a
+// fresh temporary folder and stop everything in their destructor.
 //
 // The Kubernetes binaries must have been built once by scripts/provision-control-plane.sh. When
 // they are missing, the constructors throw `not_provisioned` (a std::runtime_error) whose text says
@@ -17,12 +18,13 @@
 // used. If the test process dies without running the destructors, the script's watchdog (started
 // with --owner-pid) stops the servers within a second.
 //
-// Thread safety: accessors are const and safe from any thread; restart_*() must not run
-// concurrently with each other or with destruction. Neither class is copyable or movable (the
-// destructor owns the running processes).
+// Thread safety: accessors are const and safe from any thread; restart_*() and the member
+// controls of etcd_cluster must not run concurrently with each other or with destruction. No
+// class is copyable or movable (the destructor owns the running processes).
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -31,9 +33,11 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -192,9 +196,19 @@ public:
     return it == env_.end() ? std::string{} : it->second;
   }
 
-  void run(const std::string& command) {
-    run_script_or_throw({command, dir_.string()});
+  void run(const std::string& command, std::vector<std::string> args = {}) {
+    args.insert(args.begin(), {command, dir_.string()});
+    run_script_or_throw(args);
     env_ = read_env(dir_ / "env");  // the pids changed
+  }
+
+  // Runs a script command that prints an answer; throws on failure.
+  std::string query(const std::string& command) {
+    auto result = run_script({command, dir_.string()});
+    if (result.exit_code != 0) {
+      throw std::runtime_error("scripts/control-plane.sh " + command + " failed:\n" + result.output);
+    }
+    return result.output;
   }
 
 private:
@@ -213,6 +227,22 @@ private:
   std::filesystem::path dir_;
   std::map<std::string, std::string> env_;
 };
+
+// Whether every thread of process `pid` is stopped (state 'T' in /proc): SIGSTOP takes effect
+// asynchronously, and a thread running on another core may still answer a request meanwhile.
+inline bool all_threads_stopped(int pid) {
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto name_end = line.rfind(')');
+    if (name_end == std::string::npos || name_end + 2 >= line.size() || line[name_end + 2] != 'T') {
+      return false;
+    }
+  }
+  return !ec;
+}
 
 inline bool executable(const std::filesystem::path& p) { return ::access(p.c_str(), X_OK) == 0; }
 
@@ -326,6 +356,62 @@ public:
 
   // Kills etcd and starts it again on the same port with the same data; returns once healthy.
   void restart() { instance_.run("restart-etcd"); }
+
+private:
+  detail::script_instance instance_;
+};
+
+// Three etcd members on loopback (plain http; data on /dev/shm when available, removed on
+// destruction), heartbeat 50 ms and election timeout 500 ms. Members are numbered 0..2; their
+// client endpoints are endpoints()[i]. A member cut off from the others (paused peers) loses its
+// leader within about an election timeout.
+class etcd_cluster {
+public:
+  etcd_cluster() : instance_("start-etcd-cluster", {}) {}
+
+  static bool available() { return detail::etcd_installed(); }
+
+  const std::filesystem::path& dir() const noexcept { return instance_.dir(); }
+  std::size_t size() const { return std::stoul(instance_.env("ETCD_MEMBERS")); }
+  // http://127.0.0.1:P of every member, in member order.
+  std::vector<std::string> endpoints() const {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < size(); ++i) {
+      out.push_back(endpoint(i));
+    }
+    return out;
+  }
+  std::string endpoint(std::size_t i) const { return instance_.env("ETCD_" + std::to_string(i) + "_ENDPOINT"); }
+  // The process id of member i's running etcd (it changes with restart_member; std::invalid_argument
+  // while the member is killed).
+  int pid(std::size_t i) const { return std::stoi(instance_.env("ETCD_" + std::to_string(i) + "_PID")); }
+
+  // SIGKILL: the member dies at once (paused or not), its data stays; returns once it is gone.
+  void kill_member(std::size_t i) { instance_.run("kill-member", {std::to_string(i)}); }
+  // Starts a killed member again (or kills and starts a running one) with the same ports and data;
+  // returns once it is healthy (it has rejoined and knows a leader).
+  void restart_member(std::size_t i) { instance_.run("restart-member", {std::to_string(i)}); }
+  // SIGSTOP: the member keeps its connections open but answers nothing (a blackhole for its
+  // clients, a dead member for its peers); returns once every thread of it has stopped.
+  void pause_member(std::size_t i) {
+    const int p = pid(i);
+    if (::kill(p, SIGSTOP) != 0) {
+      throw std::runtime_error("etcd_cluster: cannot stop member " + std::to_string(i));
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{5};
+    while (!detail::all_threads_stopped(p)) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        resume_member(i);
+        throw std::runtime_error("etcd_cluster: member " + std::to_string(i) + " did not stop");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    }
+  }
+  // SIGCONT after pause_member.
+  void resume_member(std::size_t i) { ::kill(pid(i), SIGCONT); }
+  // The index of the member that leads now, as the members that answer within a second see it
+  // (paused members are skipped). Throws when none knows a leader.
+  std::size_t leader_index() { return std::stoul(instance_.query("leader")); }
 
 private:
   detail::script_instance instance_;

@@ -10,12 +10,14 @@
 // the house style spells options.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <ostream>
 #include <string>
 #include <vector>
 
+using namespace std::chrono_literals;
 namespace etcd = informer::etcd;
 namespace detail = informer::etcd::detail;
 using etcd::watch_update_kind;
@@ -55,6 +57,7 @@ struct fake {
   std::vector<detail::open_stream> opened;
   std::map<std::uint64_t, std::vector<detail::watch_request>> written;  // by stream
   std::vector<std::uint64_t> closed;                                    // close_stream, in order
+  std::vector<std::uint64_t> unresponsive;                              // ... of those, the dead ones
   std::map<std::uint64_t, std::vector<etcd::watch_update>> updates;     // by watch
 
   void apply(detail::watch_actions actions) {
@@ -65,6 +68,9 @@ struct fake {
         written[w->stream].push_back(std::move(w->request));
       } else if (auto* c = std::get_if<detail::close_stream>(&action)) {
         closed.push_back(c->stream);
+        if (c->unresponsive) {
+          unresponsive.push_back(c->stream);
+        }
       } else {
         auto& d = std::get<detail::deliver_update>(action);
         BOOST_TEST_REQUIRE(!(updates[d.watch].size() > 0 && updates[d.watch].back().is_final()),
@@ -78,6 +84,10 @@ struct fake {
   void cancel(std::uint64_t id) { apply(hub.cancel(id)); }
   void respond(std::uint64_t stream, detail::watch_response r) { apply(hub.on_response(stream, std::move(r))); }
   void end(std::uint64_t stream, const informer::error& why) { apply(hub.on_stream_end(stream, why)); }
+  // A tick `elapsed` after the fake's start.
+  void tick(std::chrono::milliseconds elapsed) { apply(hub.on_tick(start + elapsed)); }
+
+  const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 
   // The creates written to `stream`, in order.
   std::vector<detail::watch_spec> creates(std::uint64_t stream) {
@@ -511,4 +521,180 @@ BOOST_AUTO_TEST_CASE(a_stream_wide_progress_reply_skips_watches_still_replaying_
   BOOST_TEST(f.updates[2].back().revision == 5004);
   f.respond(1, events(1, 5005, {put("/now", 5005)}));
   BOOST_TEST((f.updates[2].back().kind == watch_update_kind::events));
+}
+
+// Heartbeats: a progress request per interval on each stream that carries watches; a stream
+// silent for the timeout after one is dead.
+const detail::watch_hub_options heartbeats{.endpoints = 2, .progress_interval = 1000ms, .progress_timeout = 500ms};
+
+BOOST_AUTO_TEST_CASE(heartbeats_go_out_once_per_interval_and_their_answers_are_bookmarks) {
+  fake f(heartbeats);
+  f.add(1, spec("/now"));
+  f.add(2, spec("/old", 3));  // replays 3..10
+  BOOST_TEST(f.hub.wants_ticks());
+  f.tick(0ms);  // no serving stream yet: the dial timer's business
+  f.respond(1, created(0, 10));
+  f.respond(1, created(1, 10));
+  f.tick(100ms);  // the interval counts from the first tick that sees the stream serving
+  f.tick(1099ms);
+  BOOST_TEST(f.progress_requests(1) == 0u);
+  f.tick(1100ms);
+  BOOST_TEST(f.progress_requests(1) == 1u);
+  f.respond(1, progress(-1, 10));
+  // Every watch gets a bookmark at what it has delivered: the one in sync at 10, the one still
+  // replaying from 3 at 2 (the reply's 10 would skip its history: defect 1 of issue 13).
+  BOOST_TEST(f.kinds(1) == (std::vector{watch_update_kind::created, watch_update_kind::progress}),
+             boost::test_tools::per_element());
+  BOOST_TEST(f.updates[1].back().revision == 10);
+  BOOST_TEST(f.kinds(2) == (std::vector{watch_update_kind::created, watch_update_kind::progress}),
+             boost::test_tools::per_element());
+  BOOST_TEST(f.updates[2].back().revision == 2);
+  f.tick(1700ms);  // answered: not dead, and the next one is not due yet
+  f.tick(2099ms);
+  BOOST_TEST(f.progress_requests(1) == 1u);
+  f.tick(2100ms);
+  BOOST_TEST(f.progress_requests(1) == 2u);
+  BOOST_TEST(f.closed.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_heartbeat_reply_never_moves_a_watch_past_what_it_delivered) {
+  // etcd issue 15220: the stream-wide reply can overtake an event queued for a watch in sync.
+  fake f(heartbeats);
+  f.add(1, spec("/a"));
+  f.respond(1, created(0, 10));
+  f.tick(0ms);
+  f.tick(1000ms);
+  f.apply(f.hub.request_progress());  // the user's, after the heartbeat
+  f.respond(1, progress(-1, 12));     // the heartbeat's reply, ahead of the event at 12
+  // At 12, a cut now would have the watch created again from 13, and the event at 12 lost.
+  BOOST_TEST((f.updates[1].back().kind == watch_update_kind::progress));
+  BOOST_TEST(f.updates[1].back().revision == 10);
+  f.respond(1, events(0, 12, {put("/a", 12)}));
+  f.respond(1, progress(-1, 12));  // the user's reply: the store's revision, as before
+  BOOST_TEST((f.updates[1].back().kind == watch_update_kind::progress));
+  BOOST_TEST(f.updates[1].back().revision == 12);
+}
+
+BOOST_AUTO_TEST_CASE(a_stream_silent_after_a_heartbeat_is_dead_and_its_watches_move_on) {
+  fake f(heartbeats);
+  f.add(1, spec("/a", 5));
+  f.respond(1, created(0, 10));
+  f.respond(1, events(0, 10, {put("/a", 8)}));
+  f.add(2, spec("/b"));  // its create is in flight when the stream goes silent
+  f.tick(0ms);
+  f.tick(1000ms);
+  BOOST_REQUIRE_EQUAL(f.progress_requests(1), 1u);
+  f.tick(1499ms);
+  BOOST_TEST(f.closed.empty());
+  f.tick(1500ms);
+  BOOST_TEST(f.closed == (std::vector<std::uint64_t>{1}), boost::test_tools::per_element());
+  BOOST_TEST(f.unresponsive == (std::vector<std::uint64_t>{1}), boost::test_tools::per_element());
+  // The created watch fails as for a broken stream (its owner watches again from revision 9)...
+  BOOST_REQUIRE(f.updates[1].back().is_final());
+  BOOST_TEST(has(f.updates[1].back().failure, etcd::errc::unavailable));
+  BOOST_TEST(f.updates[1].back().failure.detail().find("no answer to a progress request within 500 ms") !=
+             std::string::npos);
+  // ... and the unanswered one is created again on a new stream.
+  BOOST_REQUIRE_EQUAL(f.opened.size(), 2u);
+  const std::uint64_t next = f.opened[1].stream;
+  BOOST_REQUIRE_EQUAL(f.creates(next).size(), 1u);
+  BOOST_TEST(f.creates(next)[0].key == "/b");
+  BOOST_TEST(f.updates[2].empty());
+  // What the dead stream still says, and its end, change nothing.
+  f.respond(1, created(1, 11));
+  f.end(1, {etcd::errc::canceled, "watch stream at e:1: canceled"});
+  BOOST_TEST(f.updates[2].empty());
+  BOOST_TEST(f.opened.size() == 2u);
+  // The re-created watch goes on the new stream, from the first revision not delivered.
+  f.add(3, spec("/a", 9));
+  f.respond(next, created(0, 12));
+  BOOST_TEST(f.creates(next).size() == 2u);
+  BOOST_TEST(f.creates(next)[1].start_revision == 9);
+}
+
+BOOST_AUTO_TEST_CASE(any_answer_keeps_a_stream_alive) {
+  // Fixed etcd releases hold a progress reply back while a watch replays; its events still flow.
+  fake f(heartbeats);
+  f.add(1, spec("/a", 1));
+  f.respond(1, created(0, 100));
+  f.tick(0ms);
+  f.tick(1000ms);
+  f.respond(1, events(0, 100, {put("/a", 7)}));
+  f.tick(1600ms);
+  BOOST_TEST(f.closed.empty());
+  BOOST_TEST(f.kinds(1) == (std::vector{watch_update_kind::created, watch_update_kind::events}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(no_heartbeats_when_off_or_on_a_stream_without_watches) {
+  fake off;
+  off.add(1, spec("/a"));
+  off.respond(1, created(0, 10));
+  BOOST_TEST(!off.hub.wants_ticks());
+  off.tick(0ms);
+  off.tick(60s);
+  BOOST_TEST(off.progress_requests(1) == 0u);
+
+  fake f(heartbeats);
+  f.add(1, spec("/a"));
+  f.respond(1, created(0, 10));
+  f.cancel(1);
+  f.tick(0ms);
+  f.tick(5s);
+  f.tick(10s);
+  BOOST_TEST(f.progress_requests(1) == 0u);
+  BOOST_TEST(f.closed.empty());
+  f.apply(f.hub.close());
+  BOOST_TEST(!f.hub.wants_ticks());
+}
+
+BOOST_AUTO_TEST_CASE(a_watch_refused_for_want_of_a_leader_waits_a_tick_and_tries_again) {
+  // Every member refuses new streams during an election: failing the watch would make its owner
+  // relist; it is tried again a tick later instead, a bounded number of times.
+  const informer::error no_leader{etcd::errc::unavailable, "watch stream at e:1: etcdserver: no leader"};
+  fake f(heartbeats);
+  f.add(1, spec("/a", 7));
+  f.end(1, no_leader);
+  BOOST_TEST((f.hub.phase_of_watch(1) == detail::watch_phase::parked));
+  BOOST_TEST(f.opened.size() == 1u);
+  BOOST_TEST(f.hub.wants_ticks());
+  f.tick(0ms);  // parked for a whole tick period at least
+  BOOST_TEST(f.opened.size() == 1u);
+  f.tick(100ms);
+  BOOST_REQUIRE_EQUAL(f.opened.size(), 2u);
+  BOOST_TEST(f.creates(f.opened[1].stream).at(0).start_revision == 7);
+  f.respond(f.opened[1].stream, created(0, 10));
+  BOOST_TEST(f.kinds(1) == (std::vector{watch_update_kind::created}), boost::test_tools::per_element());
+
+  // Bounded: after 20 refusals in a row the watch fails.
+  fake g(heartbeats);
+  g.add(2, spec("/b"));
+  for (int i = 0; i < 20; ++i) {
+    g.end(g.opened.back().stream, no_leader);
+    BOOST_REQUIRE((g.hub.phase_of_watch(2) == detail::watch_phase::parked));
+    g.tick(0ms);
+    g.tick(0ms);
+  }
+  // Then as any failure to connect: tried on the next endpoint at once, and failed after that.
+  g.end(g.opened.back().stream, no_leader);
+  BOOST_TEST((g.hub.phase_of_watch(2) == detail::watch_phase::creating));
+  BOOST_TEST(g.updates[2].empty());
+  g.end(g.opened.back().stream, no_leader);
+  BOOST_REQUIRE(!g.updates[2].empty());
+  BOOST_TEST(has(g.updates[2].back().failure, etcd::errc::unavailable));
+
+  // A parked watch can be canceled; without heartbeats (no ticks) nothing is parked.
+  g.add(3, spec("/c"));
+  g.end(g.opened.back().stream, no_leader);
+  g.cancel(3);
+  BOOST_TEST((g.updates[3].back().kind == watch_update_kind::canceled));
+  const auto opened = g.opened.size();
+  g.tick(0ms);
+  g.tick(0ms);
+  BOOST_TEST(g.opened.size() == opened);
+
+  fake off({.endpoints = 1});
+  off.add(1, spec("/a"));
+  off.end(1, no_leader);
+  BOOST_TEST(has(off.updates[1].back().failure, etcd::errc::unavailable));
 }

@@ -13,11 +13,15 @@
 // Connection: `endpoints` are tried in order; a call that finds its endpoint unreachable moves on to
 // the next one, and the client then stays with the endpoint that answered. An endpoint that cannot
 // connect within `dial_timeout` counts as unreachable. Reads are also retried on the next endpoint
-// when the connection drops mid-call; writes are not (they may have been applied), their UNAVAILABLE
-// is returned. Endpoints are "http://host:port", "https://host:port" or "host:port" (TLS when a CA
-// file is given). With `username`, the client authenticates on first use, sends the token as the
-// `token` metadata of every call, and when etcd reports the token invalid or stale (it expired, etcd
-// restarted) it authenticates again once and retries the call.
+// when the connection drops mid-call, or (with several endpoints) when no answer came within
+// `request_timeout` (a frozen member keeps its connection open); writes are not (they may have
+// been applied), their UNAVAILABLE or DEADLINE_EXCEEDED is returned, and the next call starts on
+// the next endpoint. A member that has lost its leader answers with UNAVAILABLE (etcd's "no
+// leader" and "request timed out" errors), so calls move on from it as well; watches require a
+// leader (see "Liveness" in informer/etcd/watch.hpp). Endpoints are "http://host:port", "https://host:port" or
+// "host:port" (TLS when a CA file is given). With `username`, the client authenticates on first use, sends the token as
+// the `token` metadata of every call, and when etcd reports the token invalid or stale (it expired, etcd restarted) it
+// authenticates again once and retries the call.
 //
 // Errors: every call returns `detailed_result<T>`: the value, or an `informer::error` whose code is
 // an `informer::errc` where one fits (expired for a compacted revision, unauthorized, conflict, ...)
@@ -243,6 +247,12 @@ struct client_options {
   /// HTTP/2 pings on an otherwise quiet connection, so a dead peer breaks the watch stream.
   std::chrono::milliseconds keepalive_time = std::chrono::seconds{30};
   std::chrono::milliseconds keepalive_timeout = std::chrono::seconds{10};
+  /// Heartbeat of the watch streams (see "Liveness" in informer/etcd/watch.hpp): every
+  /// `watch_progress_interval` each stream that carries watches is asked for progress, and one
+  /// that sends nothing within `watch_progress_timeout` of the request is taken as dead. Zero
+  /// interval: no heartbeats; zero timeout: the interval.
+  std::chrono::milliseconds watch_progress_interval = std::chrono::seconds{10};
+  std::chrono::milliseconds watch_progress_timeout = std::chrono::seconds{10};
   /// Largest response accepted; an unpaged Range of a big prefix can be tens of megabytes.
   int max_receive_message_bytes = std::numeric_limits<int>::max();
 };
@@ -352,6 +362,9 @@ public:
   /// revision even to such a watch, and as a bookmark it would skip the events still to come. A
   /// watch has caught up when it started after the store's revision at its creation, once it
   /// delivered an event at or after that revision, or once it got a progress update of its own.
+  /// Those releases can also send the reply ahead of an event still queued for a watch in sync
+  /// (etcd issue 15220), so a cut right after such a bookmark may skip that event; the client's own
+  /// heartbeats (`client_options::watch_progress_interval`) bookmark only what was delivered.
   void request_progress();
 
 private:

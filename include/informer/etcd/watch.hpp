@@ -23,10 +23,26 @@
 //   failed    with `failure` saying why:
 //     - `informer::errc::expired` (`compact_revision` set): `start_revision` is older than etcd's
 //       compaction; etcd's form of 410 Gone. List again, then watch from the new list's revision+1.
-//     - `etcd::errc::unavailable` (or another transport code): the watch stream broke, e.g. etcd
-//       restarted. Watch again from the last revision seen + 1; the client opens a new stream.
+//     - `etcd::errc::unavailable` (or another transport code): the watch stream broke (etcd
+//       restarted, its member lost its leader, or it stopped answering; see "Liveness"). Watch
+//       again from the last revision seen + 1; the client opens a new stream, on another endpoint
+//       when this one failed.
 //     - `etcd::errc::watch_canceled`, `informer::errc::forbidden`: etcd canceled the watch itself.
 //     - `informer::errc::closed`: the client was destroyed.
+//
+// Liveness: a stream must not stall silently. Every `client_options::watch_progress_interval`
+// (default 10 s) the client asks each stream for progress: when etcd answers, every watch of the
+// stream gets a `progress` update at the revision it has delivered so far (not etcd's newer one,
+// which on etcd 3.4 can lie ahead of events still on their way), so even a quiet watch hears from
+// etcd once per interval; a stream that sends nothing at all within `watch_progress_timeout` of
+// the request (a blackholed connection, a frozen member) is taken as broken: its watches fail
+// with `etcd::errc::unavailable`. Streams also
+// require a leader (etcd's `hasleader` metadata, as clientv3's WithRequireLeader): a member cut
+// off from its peers ends them with `unavailable` ("etcdserver: no leader") after three election
+// timeouts without a leader, instead of serving a store that no longer changes. Members refuse new
+// streams while they have no leader (during an election, too): with heartbeats on, a watch
+// refused so is tried again at the next heartbeat tick (a quarter of the interval or timeout,
+// whichever is shorter; up to 20 times) instead of failing at once.
 //
 // Thread safety: callbacks run on the client's thread, one at a time for all watches of a client:
 // a slow callback delays every other watch of its client. A callback may call any member of the

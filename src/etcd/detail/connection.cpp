@@ -321,6 +321,15 @@ error connection::unary(std::string_view what, call_kind kind, const call_functi
       note_failure(ep, status.error_message());
       continue;
     }
+    if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && count > 1) {
+      // A frozen member or a blackholed connection stays "ready" and answers nothing: without
+      // this, every later call would start there again and wait out its deadline.
+      failed(index);
+      if (kind == call_kind::read) {
+        note_failure(ep, "no answer within the request timeout");
+        continue;
+      }
+    }
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
       failed(index);
     }

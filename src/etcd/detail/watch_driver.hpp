@@ -15,6 +15,7 @@
 #include "etcd/detail/watch_hub.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -54,12 +55,18 @@ private:
   // The call is done with gRPC (its end reported, no operation pending): destroys it.
   void release(watch_call& call);
   std::size_t choose_endpoint();
+  // Keeps the heartbeat timer running while the hub wants ticks.
+  void arm_ticks();
+  void on_tick_timer(bool fired);
 
   const std::shared_ptr<connection> conn_;
   const std::shared_ptr<completion_loop> loop_;
   std::atomic<std::uint64_t> last_id_{0};
 
   watch_hub hub_;
+  const std::chrono::milliseconds tick_period_;
+  loop_timer* tick_timer_ = nullptr;  // armed while the hub wants ticks
+  bool closed_ = false;
   std::unordered_map<std::uint64_t, watch_callback> callbacks_;           // live watches
   std::unordered_map<std::uint64_t, std::unique_ptr<watch_call>> calls_;  // by stream
 };

@@ -11,6 +11,9 @@ namespace {
 
 bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
 
+// How often a watch is parked for want of a leader before it fails (see the file comment).
+constexpr std::size_t most_leaderless = 20;
+
 watch_update failed_update(error why, std::int64_t compact_revision = 0) {
   watch_update update;
   update.kind = watch_update_kind::failed;
@@ -58,6 +61,7 @@ watch_actions watch_hub::cancel(std::uint64_t id) {
   update.kind = watch_update_kind::canceled;
   switch (w.phase) {
     case watch_phase::waiting: std::erase(waiting_, id); break;
+    case watch_phase::parked: std::erase_if(parked_, [id](const auto& p) { return p.first == id; }); break;
     case watch_phase::queued: std::erase(streams_.at(w.stream).queued, id); break;
     case watch_phase::creating:
       // Forgotten once etcd answers the create (and is told to cancel it) or the stream ends.
@@ -81,9 +85,20 @@ watch_actions watch_hub::cancel(std::uint64_t id) {
 
 watch_actions watch_hub::request_progress() {
   if (current_ != 0) {
+    note_progress_request(streams_.at(current_), false);
     out_.push_back(write_request{current_, progress_request{}});
   }
   return take();
+}
+
+void watch_hub::note_progress_request(stream_state& s, bool heartbeat) {
+  // Fixed etcd releases may answer several requests made while a watch replays with one reply:
+  // the oldest entries then never find theirs, so the queue is kept short.
+  constexpr std::size_t most_pending = 16;
+  if (s.progress_pending.size() == most_pending) {
+    s.progress_pending.pop_front();
+  }
+  s.progress_pending.push_back(heartbeat);
 }
 
 void watch_hub::stream_at(std::uint64_t stream, std::string address) {
@@ -156,6 +171,7 @@ watch_actions watch_hub::on_response(std::uint64_t stream_id, watch_response r) 
     return {};
   }
   stream_state& s = it->second;
+  s.heard = true;
   if (s.phase == stream_phase::connecting) {
     s.phase = stream_phase::serving;
   }
@@ -186,6 +202,7 @@ void watch_hub::on_created(std::uint64_t stream_id, stream_state& s, watch_respo
     w.phase = watch_phase::active;
     w.server_id = r.watch_id;
     w.connect_failures = 0;
+    w.leaderless = 0;
     w.created_revision = r.revision;
     if (w.next_revision == 0) {
       w.next_revision = r.revision + 1;  // what etcd makes of "from now"
@@ -234,6 +251,25 @@ void watch_hub::on_create_refused(std::uint64_t stream_id, stream_state& s, std:
 }
 
 void watch_hub::on_progress_reply(stream_state& s, std::int64_t revision) {
+  // Replies come in the order of the requests (etcd queues them on one channel).
+  const bool heartbeat = !s.progress_pending.empty() && s.progress_pending.front();
+  if (!s.progress_pending.empty()) {
+    s.progress_pending.pop_front();
+  }
+  if (heartbeat) {
+    // Liveness only: a bookmark at what each watch has delivered, which moves nothing on (etcd
+    // issue 15220: the reply can overtake events of a watch in sync too).
+    for (const auto& [server_id, id] : s.active) {
+      const std::int64_t delivered = watches_.at(id).next_revision - 1;
+      if (delivered > 0) {
+        watch_update update;
+        update.kind = watch_update_kind::progress;
+        update.revision = delivered;
+        deliver(id, std::move(update));
+      }
+    }
+    return;
+  }
   for (const auto& [server_id, id] : s.active) {
     watch_state& w = watches_.at(id);
     // Not mid-fragment either: the reply may overtake the rest of a response.
@@ -341,6 +377,77 @@ watch_actions watch_hub::on_stream_end(std::uint64_t stream_id, const error& why
   return take();
 }
 
+watch_actions watch_hub::on_tick(time_point now) {
+  if (closed_ || options_.progress_interval.count() <= 0) {
+    return {};
+  }
+  ++ticks_;
+  // Parked for a whole tick period at least: released on the second tick after parking.
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    if (ticks_ >= it->second + 2) {
+      watches_.at(it->first).phase = watch_phase::waiting;
+      waiting_.push_back(it->first);
+      it = parked_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  assign_waiting();
+  std::vector<std::uint64_t> dead;
+  for (auto& [stream_id, s] : streams_) {
+    // A connecting stream has the dial timer; etcd no longer reads a retired one.
+    if (s.phase != stream_phase::serving || (s.active.empty() && s.creating == 0)) {
+      s.last_probe.reset();
+      s.probing = false;
+      continue;
+    }
+    if (s.probing) {
+      if (!s.heard) {
+        if (now - *s.last_probe >= options_.progress_timeout) {
+          dead.push_back(stream_id);
+        }
+        continue;
+      }
+      s.probing = false;
+    }
+    if (!s.last_probe) {
+      s.last_probe = now;  // the interval counts from here
+    } else if (now - *s.last_probe >= options_.progress_interval) {
+      s.last_probe = now;
+      s.probing = true;
+      s.heard = false;
+      note_progress_request(s, true);
+      out_.push_back(write_request{stream_id, progress_request{}});
+    }
+  }
+  for (std::uint64_t stream_id : dead) {
+    declare_dead(stream_id, streams_.at(stream_id));
+  }
+  return take();
+}
+
+void watch_hub::declare_dead(std::uint64_t stream_id, stream_state& s) {
+  const error why{errc::unavailable, "watch stream" + (s.address.empty() ? "" : " at " + s.address) +
+                                         ": no answer to a progress request within " +
+                                         std::to_string(options_.progress_timeout.count()) +
+                                         " ms (the connection or the member stopped responding)"};
+  s.phase = stream_phase::closing;
+  if (current_ == stream_id) {
+    current_ = 0;
+  }
+  out_.push_back(close_stream{stream_id, true});
+  for (const auto& [server_id, id] : s.active) {
+    finish(id, failed_update(error{why.code(), watches_.at(id).spec.what + ": " + why.detail()}));
+  }
+  s.active.clear();
+  std::deque<std::uint64_t> unanswered = std::exchange(s.queued, {});
+  if (s.creating != 0) {
+    unanswered.push_front(std::exchange(s.creating, 0));
+  }
+  // As after a failed connection: each retried on another stream, at most once per endpoint.
+  retry_or_fail(std::move(unanswered), why, true);
+}
+
 void watch_hub::retry_or_fail(std::deque<std::uint64_t> ids, const error& why, bool connect_failure) {
   std::deque<std::uint64_t> retry;
   for (std::uint64_t id : ids) {
@@ -348,6 +455,11 @@ void watch_hub::retry_or_fail(std::deque<std::uint64_t> ids, const error& why, b
     w.stream = 0;
     if (w.phase == watch_phase::canceling) {
       watches_.erase(id);
+    } else if (connect_failure && options_.progress_interval.count() > 0 && contains(why.detail(), "no leader") &&
+               w.leaderless < most_leaderless) {
+      ++w.leaderless;
+      w.phase = watch_phase::parked;
+      parked_.emplace_back(id, ticks_);
     } else if (connect_failure && ++w.connect_failures < options_.endpoints) {
       w.phase = watch_phase::waiting;
       retry.push_back(id);
@@ -372,6 +484,7 @@ watch_actions watch_hub::close() {
   }
   current_ = 0;
   waiting_.clear();
+  parked_.clear();
   auto watches = std::exchange(watches_, {});
   for (auto& [id, w] : watches) {
     if (w.phase != watch_phase::canceling) {
