@@ -3,8 +3,8 @@
 # the real control plane (etcd + kube-apiserver 1.20.2, built once and cached outside the tree),
 # checks the formatting, builds (with Ninja, and once with the default generator), checks the
 # library's lock annotations with clang's -Wthread-safety, runs the unit, example, consumer and
-# integration tests, then the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
-# and under ThreadSanitizer.
+# integration tests, then the unit and integration tests again under AddressSanitizer +
+# UndefinedBehaviorSanitizer and under ThreadSanitizer.
 #
 #   scripts/test.sh            everything
 #   INFORMER_SKIP_SANITIZERS=1 scripts/test.sh    skip the sanitizer builds (local iteration)
@@ -50,16 +50,18 @@ ctest --test-dir build/ci -L integration -j 1 --output-on-failure
 if [[ "${INFORMER_SKIP_SANITIZERS:-0}" != 1 ]]; then
   sanitizer_build() {  # name, flags
     local dir=build/ci-$1
-    step "unit tests under $1"
+    step "unit and integration tests under $1"
     cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DINFORMER_BUILD_EXAMPLES=OFF \
-      -DINFORMER_BUILD_BENCHMARKS=OFF -DINFORMER_INSTALL=OFF \
+      -DINFORMER_BUILD_BENCHMARKS=OFF -DINFORMER_INSTALL=OFF -DINFORMER_KUBERNETES_PROTO=ON \
       "-DCMAKE_CXX_FLAGS=-O1 -g -fno-omit-frame-pointer $2" >/dev/null
-    cmake --build "$dir" -j "$jobs" --target unit_tests
+    cmake --build "$dir" -j "$jobs" --target unit_tests integration_tests
     ctest --test-dir "$dir" -L unit -j "$jobs" --output-on-failure
+    ctest --test-dir "$dir" -L integration -j 1 --output-on-failure
   }
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   sanitizer_build asan-ubsan "-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-  # The suppressions cover only the uninstrumented gRPC and Abseil libraries (see the file).
+  # The suppressions cover the uninstrumented gRPC and Abseil libraries and one Asio idiom TSan
+  # cannot follow (see the file).
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan-suppressions.txt
   # -Wno-tsan: Boost headers use atomic_thread_fence, which g++ 12 notes TSan does not model.
   sanitizer_build tsan "-fsanitize=thread -Wno-tsan"

@@ -123,9 +123,8 @@ private:
     using executor_type = boost::asio::any_completion_executor;
     using allocator_type = boost::asio::associated_allocator_t<handler_type>;
 
-    // A fresh executor object each time, never a copy of `work`: copies of a type-erased executor
-    // share a reference count, and `work` is released on another thread than Asio's copies (a
-    // fenced count, which ThreadSanitizer cannot follow). `work` is only ever moved.
+    // A fresh executor object each time, never a copy of `work`: Asio makes and drops copies of
+    // it on its own threads.
     executor_type get_executor() const noexcept { return boost::asio::get_associated_executor(handler, fallback); }
     allocator_type get_allocator() const noexcept { return boost::asio::get_associated_allocator(handler); }
 
@@ -136,7 +135,7 @@ private:
 
     handler_type handler;
     boost::asio::any_io_executor fallback;
-    boost::asio::any_completion_executor work;  // released after the handler ran
+    boost::asio::any_completion_executor work;  // released after the handler ran (see `deliver`)
     boost::asio::cancellation_slot slot;
     bool installed;
     std::tuple<Args...> args;
@@ -153,13 +152,21 @@ private:
     if (how == delivery::post) {
       // A plain job, then a dispatch from inside it: `asio::post` would wrap `call` in a work
       // dispatcher holding a tracked copy of the handler's executor, released on the fallback's
-      // thread after the handler may have run and its context be gone. This way `call.work` is
-      // the only hold, released after the handler, on the handler's executor.
-      never_blocking(fallback_).execute([call = std::move(call)]() mutable { boost::asio::dispatch(std::move(call)); });
+      // thread after the handler may have run and its context be gone.
+      never_blocking(fallback_).execute([call = std::move(call)]() mutable { deliver(std::move(call)); });
     } else {
-      boost::asio::dispatch(std::move(call));
+      deliver(std::move(call));
     }
     return true;
+  }
+
+  // Dispatches `call` to the handler's executor. From another thread that is a post into the
+  // handler's context, where the handler may run, release `call.work`, and let the context be
+  // destroyed while the post is still signalling it: this thread holds the work until the post
+  // has returned. (A copy of `work` shares its hold, so the last of the two releases it.)
+  static void deliver(invocation call) {
+    const boost::asio::any_completion_executor hold = call.work;
+    boost::asio::dispatch(std::move(call));
   }
 
   static boost::asio::any_io_executor never_blocking(const boost::asio::any_io_executor& ex) {

@@ -62,6 +62,9 @@ private:
   void start(std::string token) {
     token_ = std::move(token);
     connection::attach_token(context_, token_);
+    // As for watches: a member cut off from its leader ends the stream instead of swallowing
+    // renewals it cannot commit, and the keeper moves to another endpoint.
+    context_.AddMetadata("hasleader", "true");
     context_.set_wait_for_ready(true);
     request_.set_id(keeper_.lease_id_);
     call_ = keeper_.conn_->at(endpoint_).lease->PrepareAsyncLeaseKeepAlive(&context_, keeper_.loop_->queue());
