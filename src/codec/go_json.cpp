@@ -78,13 +78,16 @@ std::size_t format_integer(char* buf, std::size_t w, std::uint64_t v) {
 std::string format_time(std::int64_t unix_seconds) { return format_civil(to_civil(unix_seconds)) + 'Z'; }
 
 std::string format_micro_time(std::int64_t unix_seconds, std::int64_t nanos) {
-  // time.Unix normalises nanoseconds outside [0, 1e9) into the seconds.
-  unix_seconds += nanos / 1000000000;
+  // time.Unix normalises nanoseconds outside [0, 1e9) into the seconds; at the ends of the range
+  // the sum wraps around as Go's int64 does (in unsigned arithmetic: no signed overflow).
+  std::int64_t carry = nanos / 1000000000;
   nanos %= 1000000000;
   if (nanos < 0) {
     nanos += 1000000000;
-    --unix_seconds;
+    --carry;
   }
+  unix_seconds =
+      static_cast<std::int64_t>(static_cast<std::uint64_t>(unix_seconds) + static_cast<std::uint64_t>(carry));
   char frac[16];
   std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(nanos / 1000));
   return format_civil(to_civil(unix_seconds)) + frac + 'Z';

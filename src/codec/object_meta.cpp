@@ -65,8 +65,10 @@ bool render_string_map(std::span<const wire_field> entries, json::object& out, d
         !detail::last_bytes(entry, 1, key, ctx) || !detail::last_bytes(entry, 2, value, ctx)) {
       return false;
     }
-    items.emplace_back(key != nullptr ? key->bytes : std::string_view{},
-                       value != nullptr ? value->bytes : std::string_view{});
+    // An absent key or value is "" (proto3), as a non-null view: Boost.JSON copies keys with
+    // memcpy, which a null pointer makes undefined even for zero bytes.
+    items.emplace_back(key != nullptr ? key->bytes : std::string_view(""),
+                       value != nullptr ? value->bytes : std::string_view(""));
   }
   // Go renders maps sorted by key; a repeated key keeps its last value.
   std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first < b.first; });

@@ -268,6 +268,15 @@ BOOST_AUTO_TEST_CASE(renders_an_empty_object_meta_with_a_null_creation_timestamp
   BOOST_TEST(expect_json(r).at("metadata") == json::parse(R"({"creationTimestamp": null})"));
 }
 
+// Found by tests/fuzz/protobuf_envelope_fuzz (UBSan: a null key handed to Boost.JSON's memcpy).
+BOOST_AUTO_TEST_CASE(map_entries_without_key_or_value_render_as_empty_strings) {
+  const std::string meta = len(1, "p") + len(11, len(2, "v")) + len(12, len(1, "k"));
+  auto r = codec::metadata_to_json({.api_version = "v1", .kind = "Pod", .raw = len(1, meta)});
+  const json::value& md = expect_json(r).at("metadata");
+  BOOST_TEST(md.at("labels") == json::parse(R"({"": "v"})"), json::serialize(md));
+  BOOST_TEST(md.at("annotations") == json::parse(R"({"k": ""})"), json::serialize(md));
+}
+
 BOOST_AUTO_TEST_CASE(names_the_field_of_an_error) {
   const std::string bad_owner = len(13, len(1, "ReplicaSet") + varint((3 << 3) | 2) + varint(50) + "short");
   auto r = codec::metadata_to_json({.api_version = "v1", .kind = "Pod", .raw = len(1, len(1, "p") + bad_owner)});
@@ -361,6 +370,17 @@ BOOST_AUTO_TEST_CASE(renders_times_and_durations) {
   BOOST_TEST(duration(1'500'000) == "1.5ms");
   BOOST_TEST(duration(2'000) == "2\xc2\xb5s");
   BOOST_TEST(duration(-7) == "-7ns");
+}
+
+// Nanoseconds that carry into seconds at the ends of the int64 range wrap around as in Go, with no
+// signed overflow (UBSan).
+BOOST_AUTO_TEST_CASE(micro_times_at_the_ends_of_the_range) {
+  const auto micro = [](std::int64_t seconds, std::int64_t nanos) {
+    return expect_json(codec::message_to_json("k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
+                                              time_message(seconds) + num(2, static_cast<std::uint64_t>(nanos))));
+  };
+  BOOST_TEST(micro(INT64_MAX, 1'500'000'000).as_string().ends_with(".500000Z"));
+  BOOST_TEST(micro(INT64_MIN, -1).as_string().ends_with(".999999Z"));
 }
 
 BOOST_AUTO_TEST_CASE(embeds_raw_json_and_protobuf_objects) {
