@@ -272,7 +272,8 @@ BOOST_AUTO_TEST_CASE(renders_an_empty_object_meta_with_a_null_creation_timestamp
 BOOST_AUTO_TEST_CASE(map_entries_without_key_or_value_render_as_empty_strings) {
   const std::string meta = len(1, "p") + len(11, len(2, "v")) + len(12, len(1, "k"));
   auto r = codec::metadata_to_json({.api_version = "v1", .kind = "Pod", .raw = len(1, meta)});
-  const json::value& md = expect_json(r).at("metadata");
+  const json::value doc = expect_json(r);
+  const json::value& md = doc.at("metadata");
   BOOST_TEST(md.at("labels") == json::parse(R"({"": "v"})"), json::serialize(md));
   BOOST_TEST(md.at("annotations") == json::parse(R"({"k": ""})"), json::serialize(md));
 }
