@@ -5,6 +5,8 @@
 #include "informer/etcd/generic_source.hpp"
 #include "informer/etcd/kubernetes_source.hpp"
 
+#include <boost/json/parse.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,7 +34,10 @@ void decode(const etcd::object_decoder& decoder, const etcd::key_value& kv) {
   auto obj = decoder.decode(kv, 42);
   if (!obj) return;
   informer::fuzz::check((*obj)->resource_version() == "42", "a decoded object lost its revision");
-  (void)(*obj)->to_json();
+  // The object's JSON text is JSON again (e.g. bytes that are not UTF-8 in a protobuf string).
+  boost::system::error_code ec;
+  (void)boost::json::parse((*obj)->to_json(), ec);
+  informer::fuzz::check(!ec, "a decoded object's JSON text does not parse");
 }
 
 }  // namespace
