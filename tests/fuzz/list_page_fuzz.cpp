@@ -1,6 +1,8 @@
 // A list response body (`decode_list`), JSON and protobuf (PodList, or any list kind the
 // envelope names), full objects and metadata only: never a crash; a decoded page's items all
-// have a kind and an apiVersion.
+// have a kind and an apiVersion, and JSON text that parses.
+#include <boost/json/parse.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -16,6 +18,9 @@ void decode(std::string_view content_type, std::string_view body, const informer
   for (const auto& item : page->items) {
     informer::fuzz::check(item != nullptr, "a list page holds a null item");
     informer::fuzz::check(!item->kind().empty() && !item->api_version().empty(), "a list item has no type");
+    boost::system::error_code ec;
+    (void)boost::json::parse(item->to_json(), ec);
+    informer::fuzz::check(!ec, "a list item's JSON text does not parse");
   }
 }
 
