@@ -3,11 +3,13 @@
 # the real control plane (etcd + kube-apiserver 1.20.2, built once and cached outside the tree),
 # checks the formatting, builds (with Ninja, and once with the default generator), checks the
 # library's lock annotations with clang's -Wthread-safety, runs the unit, example, consumer and
-# integration tests, then the unit and integration tests again under AddressSanitizer +
-# UndefinedBehaviorSanitizer and under ThreadSanitizer.
+# integration tests, fuzzes every parser for a bounded time (scripts/fuzz.sh), then the unit and
+# integration tests again under AddressSanitizer + UndefinedBehaviorSanitizer and under
+# ThreadSanitizer.
 #
 #   scripts/test.sh            everything
 #   INFORMER_SKIP_SANITIZERS=1 scripts/test.sh    skip the sanitizer builds (local iteration)
+#   INFORMER_FUZZ_SECONDS=N scripts/test.sh        fuzz each target N s (default 25)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,12 +30,12 @@ step "build (RelWithDebInfo)"
 cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINFORMER_KUBERNETES_PROTO=ON >/dev/null
 cmake --build build/ci -j "$jobs"
 
-# A compile-time check, so it runs before the tests. Debug: the analysis needs no optimiser.
-step "lock annotations (clang -Wthread-safety, library only)"
-cmake -S . -B build/ci-clang -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
-  -DINFORMER_BUILD_TESTS=OFF -DINFORMER_BUILD_EXAMPLES=OFF -DINFORMER_BUILD_BENCHMARKS=OFF -DINFORMER_INSTALL=OFF \
-  "-DCMAKE_CXX_FLAGS=-Wthread-safety -Werror=thread-safety" >/dev/null
-cmake --build build/ci-clang -j "$jobs"
+# A compile-time check, so it runs before the tests. The one clang build serves the fuzzers too
+# (the library instrumented for libFuzzer, ASan and UBSan): a second clang build of the library
+# would cost more than the instrumentation does.
+step "lock annotations (clang -Wthread-safety) in the fuzz build"
+export INFORMER_FUZZ_BUILD_DIR=build/ci-clang INFORMER_FUZZ_CXX_FLAGS="-Wthread-safety -Werror=thread-safety"
+"$root/scripts/fuzz.sh" 0
 
 step "unit, example and consumer tests"
 ctest --test-dir build/ci -L 'unit|consumer|example' -j "$jobs" --output-on-failure
@@ -46,6 +48,9 @@ cmake --build build/ci-make -j "$jobs" --target example_label_queries
 
 step "integration tests (real etcd and kube-apiserver on loopback)"
 ctest --test-dir build/ci -L integration -j 1 --output-on-failure
+
+step "fuzzing (libFuzzer + ASan + UBSan, ${INFORMER_FUZZ_SECONDS:-25} s per target over the seed corpora)"
+"$root/scripts/fuzz.sh" "${INFORMER_FUZZ_SECONDS:-25}"
 
 if [[ "${INFORMER_SKIP_SANITIZERS:-0}" != 1 ]]; then
   sanitizer_build() {  # name, flags

@@ -78,13 +78,16 @@ std::size_t format_integer(char* buf, std::size_t w, std::uint64_t v) {
 std::string format_time(std::int64_t unix_seconds) { return format_civil(to_civil(unix_seconds)) + 'Z'; }
 
 std::string format_micro_time(std::int64_t unix_seconds, std::int64_t nanos) {
-  // time.Unix normalises nanoseconds outside [0, 1e9) into the seconds.
-  unix_seconds += nanos / 1000000000;
+  // time.Unix normalises nanoseconds outside [0, 1e9) into the seconds; at the ends of the range
+  // the sum wraps around as Go's int64 does (in unsigned arithmetic: no signed overflow).
+  std::int64_t carry = nanos / 1000000000;
   nanos %= 1000000000;
   if (nanos < 0) {
     nanos += 1000000000;
-    --unix_seconds;
+    --carry;
   }
+  unix_seconds =
+      static_cast<std::int64_t>(static_cast<std::uint64_t>(unix_seconds) + static_cast<std::uint64_t>(carry));
   char frac[16];
   std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(nanos / 1000));
   return format_civil(to_civil(unix_seconds)) + frac + 'Z';
@@ -137,6 +140,51 @@ std::string format_duration(std::int64_t d) {
     buf[--w] = '-';
   }
   return std::string(buf + w, sizeof buf - w);
+}
+
+namespace {
+
+// The length of the valid UTF-8 sequence at `s[i]` (Go's utf8.DecodeRune: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or 0 when the byte there starts none.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
+  const auto at = [&](std::size_t k) { return i + k < s.size() ? static_cast<std::uint8_t>(s[i + k]) : 0; };
+  const auto in = [](std::uint8_t b, std::uint8_t lo, std::uint8_t hi) { return b >= lo && b <= hi; };
+  const std::uint8_t b0 = at(0);
+  if (b0 < 0x80) return 1;
+  if (in(b0, 0xc2, 0xdf)) return in(at(1), 0x80, 0xbf) ? 2 : 0;
+  if (in(b0, 0xe0, 0xef)) {
+    const std::uint8_t lo = b0 == 0xe0 ? 0xa0 : 0x80;
+    const std::uint8_t hi = b0 == 0xed ? 0x9f : 0xbf;
+    return in(at(1), lo, hi) && in(at(2), 0x80, 0xbf) ? 3 : 0;
+  }
+  if (in(b0, 0xf0, 0xf4)) {
+    const std::uint8_t lo = b0 == 0xf0 ? 0x90 : 0x80;
+    const std::uint8_t hi = b0 == 0xf4 ? 0x8f : 0xbf;
+    return in(at(1), lo, hi) && in(at(2), 0x80, 0xbf) && in(at(3), 0x80, 0xbf) ? 4 : 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+go_text::go_text(std::string_view bytes) : view_(bytes) {
+  std::size_t i = 0;
+  std::size_t n = 0;
+  while (i < bytes.size() && (n = utf8_sequence(bytes, i)) != 0) i += n;
+  if (i == bytes.size()) return;
+  repaired_.reserve(bytes.size() + 8);
+  repaired_.append(bytes.substr(0, i));
+  while (i < bytes.size()) {
+    n = utf8_sequence(bytes, i);
+    if (n == 0) {
+      repaired_ += "\xef\xbf\xbd";  // U+FFFD for this one byte, as Go does
+      ++i;
+    } else {
+      repaired_.append(bytes.substr(i, n));
+      i += n;
+    }
+  }
+  view_ = repaired_;
 }
 
 std::string base64_encode(std::string_view bytes) {

@@ -4,6 +4,7 @@
 // as null; the owner reference's apiVersion, kind, name and uid are always present).
 #include "informer/codec/protobuf.hpp"
 
+#include "codec/detail/go_json.hpp"
 #include "codec/detail/well_known.hpp"
 #include "codec/detail/wire.hpp"
 
@@ -32,7 +33,7 @@ bool put_string(const message_fields& fields, std::uint32_t number, std::string_
   }
   const std::string_view value = f != nullptr ? f->bytes : std::string_view{};
   if (!omitempty || !value.empty()) {
-    out.emplace(key, value);
+    out.emplace(key, detail::go_text(value));
   }
   return true;
 }
@@ -65,8 +66,10 @@ bool render_string_map(std::span<const wire_field> entries, json::object& out, d
         !detail::last_bytes(entry, 1, key, ctx) || !detail::last_bytes(entry, 2, value, ctx)) {
       return false;
     }
-    items.emplace_back(key != nullptr ? key->bytes : std::string_view{},
-                       value != nullptr ? value->bytes : std::string_view{});
+    // An absent key or value is "" (proto3), as a non-null view: Boost.JSON copies keys with
+    // memcpy, which a null pointer makes undefined even for zero bytes.
+    items.emplace_back(key != nullptr ? key->bytes : std::string_view(""),
+                       value != nullptr ? value->bytes : std::string_view(""));
   }
   // Go renders maps sorted by key; a repeated key keeps its last value.
   std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -75,7 +78,7 @@ bool render_string_map(std::span<const wire_field> entries, json::object& out, d
     if (i + 1 < items.size() && items[i + 1].first == items[i].first) {
       continue;
     }
-    out.emplace(items[i].first, items[i].second);
+    out.emplace(detail::go_text(items[i].first), detail::go_text(items[i].second));
   }
   return true;
 }
@@ -205,7 +208,7 @@ bool render_object_meta(std::string_view bytes, json::object& out, decode_contex
       if (!detail::expect_wire_type(item, detail::wire_type::length_delimited, ctx)) {
         return false;
       }
-      items.emplace_back(item.bytes);
+      items.emplace_back(detail::go_text(item.bytes));
     }
     out.emplace("finalizers", std::move(items));
   }

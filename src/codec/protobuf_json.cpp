@@ -136,10 +136,10 @@ public:
 private:
   static void put_type_meta(const envelope& env, json::object& out) {
     if (!env.kind.empty()) {
-      out.emplace("kind", env.kind);
+      out.emplace("kind", detail::go_text(env.kind));
     }
     if (!env.api_version.empty()) {
-      out.emplace("apiVersion", env.api_version);
+      out.emplace("apiVersion", detail::go_text(env.api_version));
     }
   }
 
@@ -234,7 +234,7 @@ private:
             if (!detail::expect_wire_type(p, wire_type::length_delimited, ctx)) {
               return false;
             }
-            a.emplace_back(p.bytes);
+            a.emplace_back(detail::go_text(p.bytes));
           }
           out = std::move(a);
           return true;
@@ -253,7 +253,7 @@ private:
         if (group != nullptr && !group->bytes.empty()) {
           text = std::string(group->bytes) + "/" + text;
         }
-        out = text;
+        out = detail::go_text(text);
         return true;
       }
       case special::slice_wrapper: {
@@ -436,7 +436,7 @@ private:
       case pb::FieldDescriptor::TYPE_FLOAT:
         return detail::float32_value(std::bit_cast<float>(static_cast<std::uint32_t>(v)));
       case pb::FieldDescriptor::TYPE_DOUBLE: return detail::float64_value(std::bit_cast<double>(v));
-      case pb::FieldDescriptor::TYPE_STRING: return json::string(bytes);
+      case pb::FieldDescriptor::TYPE_STRING: return json::string(detail::go_text(bytes));
       case pb::FieldDescriptor::TYPE_BYTES: return json::string(detail::base64_encode(bytes));
       default: return static_cast<std::int64_t>(v);  // int64, sfixed64
     }

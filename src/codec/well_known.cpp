@@ -95,7 +95,7 @@ bool render_int_or_string(std::string_view bytes, boost::json::value& out, decod
   if (t == 0) {
     out = int_value != nullptr ? as_int32(int_value->value) : 0;
   } else if (t == 1) {
-    out = string_value != nullptr ? string_value->bytes : std::string_view{};
+    out = go_text(string_value != nullptr ? string_value->bytes : std::string_view(""));
   } else {
     return ctx.fail(errc::unsupported, "IntOrString has type " + std::to_string(t) +
                                            " (0 = int, 1 = string); Kubernetes refuses to render it");
@@ -110,7 +110,7 @@ bool render_quantity(std::string_view bytes, boost::json::value& out, decode_con
     return false;
   }
   // Kubernetes writes Quantity.String(), already canonical; a zero Quantity renders as "0".
-  out = (f == nullptr || f->bytes.empty()) ? std::string_view("0") : f->bytes;
+  out = (f == nullptr || f->bytes.empty()) ? boost::json::string_view("0") : go_text(f->bytes);
   return true;
 }
 

@@ -268,6 +268,31 @@ BOOST_AUTO_TEST_CASE(renders_an_empty_object_meta_with_a_null_creation_timestamp
   BOOST_TEST(expect_json(r).at("metadata") == json::parse(R"({"creationTimestamp": null})"));
 }
 
+// Found by tests/fuzz/protobuf_envelope_fuzz (UBSan: a null key handed to Boost.JSON's memcpy).
+BOOST_AUTO_TEST_CASE(map_entries_without_key_or_value_render_as_empty_strings) {
+  const std::string meta = len(1, "p") + len(11, len(2, "v")) + len(12, len(1, "k"));
+  auto r = codec::metadata_to_json({.api_version = "v1", .kind = "Pod", .raw = len(1, meta)});
+  const json::value doc = expect_json(r);
+  const json::value& md = doc.at("metadata");
+  BOOST_TEST(md.at("labels") == json::parse(R"({"": "v"})"), json::serialize(md));
+  BOOST_TEST(md.at("annotations") == json::parse(R"({"k": ""})"), json::serialize(md));
+}
+
+// Found by tests/fuzz/etcd_decoder_fuzz: protobuf strings are Go strings, any bytes; the server's
+// JSON has U+FFFD for each byte that is not UTF-8, and so must ours (else the text is not JSON).
+BOOST_AUTO_TEST_CASE(bytes_that_are_not_utf8_render_as_replacement_characters) {
+  const std::string meta = len(1, "we\xff-0") + map_entry(11, "k\xc3", "\xed\xa0\x80") + len(14, "caf\xc3\xa9\xc3");
+  auto r = codec::metadata_to_json({.api_version = "v1", .kind = "Pod", .raw = len(1, meta)});
+  const json::value doc = expect_json(r);
+  const json::value& md = doc.at("metadata");
+  BOOST_TEST(md.at("name").as_string() == "we\xef\xbf\xbd-0");
+  BOOST_TEST(md.at("labels") == json::parse("{\"k\\ufffd\": \"\\ufffd\\ufffd\\ufffd\"}"), json::serialize(md));
+  BOOST_TEST(md.at("finalizers") == json::parse(R"(["caf\u00e9\ufffd"])"), json::serialize(md));
+  boost::system::error_code ec;
+  (void)json::parse(json::serialize(doc), ec);
+  BOOST_TEST(!ec);
+}
+
 BOOST_AUTO_TEST_CASE(names_the_field_of_an_error) {
   const std::string bad_owner = len(13, len(1, "ReplicaSet") + varint((3 << 3) | 2) + varint(50) + "short");
   auto r = codec::metadata_to_json({.api_version = "v1", .kind = "Pod", .raw = len(1, len(1, "p") + bad_owner)});
@@ -361,6 +386,24 @@ BOOST_AUTO_TEST_CASE(renders_times_and_durations) {
   BOOST_TEST(duration(1'500'000) == "1.5ms");
   BOOST_TEST(duration(2'000) == "2\xc2\xb5s");
   BOOST_TEST(duration(-7) == "-7ns");
+}
+
+// Nanoseconds that carry into seconds at the ends of the int64 range wrap around as in Go, with no
+// signed overflow (UBSan).
+BOOST_AUTO_TEST_CASE(full_decoder_replaces_bytes_that_are_not_utf8) {
+  const std::string raw = len(1, len(1, "cm")) + map_entry(2, "\xc0\xaf", "ok\xf4\x90\x80\x80");
+  auto r = codec::to_json({.api_version = "v1", .kind = "ConfigMap", .raw = raw});
+  BOOST_TEST(expect_json(r).at("data") == json::parse(R"({"\ufffd\ufffd": "ok\ufffd\ufffd\ufffd\ufffd"})"),
+             json::serialize(*r));
+}
+
+BOOST_AUTO_TEST_CASE(micro_times_at_the_ends_of_the_range) {
+  const auto micro = [](std::int64_t seconds, std::int64_t nanos) {
+    return expect_json(codec::message_to_json("k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
+                                              time_message(seconds) + num(2, static_cast<std::uint64_t>(nanos))));
+  };
+  BOOST_TEST(micro(INT64_MAX, 1'500'000'000).as_string().ends_with(".500000Z"));
+  BOOST_TEST(micro(INT64_MIN, -1).as_string().ends_with(".999999Z"));
 }
 
 BOOST_AUTO_TEST_CASE(embeds_raw_json_and_protobuf_objects) {

@@ -4,6 +4,7 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include <boost/json/string_view.hpp>
 #include <boost/json/value.hpp>
 
 #include <cstdint>
@@ -24,6 +25,22 @@ bool is_go_zero_time(std::int64_t unix_seconds, std::int64_t nanos) noexcept;
 
 /// Go's time.Duration.String: "1h2m3.5s", "1.5ms", "0s".
 std::string format_duration(std::int64_t nanoseconds);
+
+/// A protobuf string as Go's encoding/json writes it: Go strings may hold any bytes (protobuf
+/// hands them over unchecked) and the encoder writes each byte that is not part of valid UTF-8 as
+/// U+FFFD. A view of `bytes` itself when they are valid (the usual case), else of a repaired copy;
+/// non-copyable, use it within the expression that makes it.
+class go_text {
+public:
+  explicit go_text(std::string_view bytes);
+  go_text(const go_text&) = delete;
+  go_text& operator=(const go_text&) = delete;
+  operator boost::json::string_view() const noexcept { return view_; }
+
+private:
+  std::string repaired_;
+  std::string_view view_;
+};
 
 /// Standard base64 with padding, as encoding/json writes []byte.
 std::string base64_encode(std::string_view bytes);

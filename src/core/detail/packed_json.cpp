@@ -166,8 +166,11 @@ std::string_view value_ref::shared_text() const noexcept {
 std::string_view value_ref::read_key(const char*& q) noexcept {
   const auto k = read_varint(q);
   if (k != 0) return key_table::instance().lookup(static_cast<std::uint32_t>(k - 1));
-  const std::string_view key(q, static_cast<std::size_t>(read_varint(q)));
-  q += key.size();
+  // The length first: in `key(q, read_varint(q))` the order of the arguments is unspecified, and
+  // clang reads `q` before the length moves it (found by list_page_fuzz).
+  const auto size = static_cast<std::size_t>(read_varint(q));
+  const std::string_view key(q, size);
+  q += size;
   return key;
 }
 
