@@ -269,11 +269,13 @@ detailed_result<rest_config> build(const merged_config& m, std::string_view cont
     auto as_groups = string_list_field(user.body, "as-groups", user.where);
     if (!as_groups) return as_groups.error();
     config.impersonate.groups = std::move(*as_groups);
-    if (const YAML::Node extra = user.body.IsMap() ? user.body["as-user-extra"] : YAML::Node{};
+    // (A user entry without a body is an invalid node: test it before asking its type.)
+    if (const YAML::Node extra = user.body && user.body.IsMap() ? user.body["as-user-extra"] : YAML::Node{};
         extra && !extra.IsNull()) {
       if (!extra.IsMap()) return invalid(user.where + ".as-user-extra: expected a map of lists of strings");
       for (const auto& item : extra) {
-        const std::string key = item.first.as<std::string>();
+        if (!item.first.IsScalar()) return invalid(user.where + ".as-user-extra: keys must be strings");
+        const std::string key = item.first.Scalar();
         auto values = string_list_field(extra, key.c_str(), user.where + ".as-user-extra");
         if (!values) return values.error();
         config.impersonate.extra[key] = std::move(*values);

@@ -340,6 +340,23 @@ BOOST_AUTO_TEST_CASE(impersonation_is_read) {
       two_contexts("    insecure-skip-tls-verify: true\n", "    token: t\n    as: jane\n    as-groups: dev\n"), dir);
   BOOST_TEST_REQUIRE(bad.has_error());
   BOOST_TEST(contains(bad.error().detail(), "as-groups"), bad.error().detail());
+  auto bad_key = informer::parse_kubeconfig(
+      two_contexts("    insecure-skip-tls-verify: true\n", "    as: jane\n    as-user-extra:\n      [a]: [b]\n"), dir);
+  BOOST_TEST_REQUIRE(bad_key.has_error());
+  BOOST_TEST(contains(bad_key.error().detail(), "as-user-extra"), bad_key.error().detail());
+}
+
+// Found by tests/fuzz/kubeconfig_fuzz: a user entry whose body key is misspelt ("user:*") has no
+// body at all; reading it threw from yaml-cpp instead of building a config without credentials.
+BOOST_AUTO_TEST_CASE(a_user_without_a_body_is_no_crash) {
+  const std::string text =
+      "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: https://127.0.0.1:6443\n"
+      "    insecure-skip-tls-verify: true\nusers:\n- name: admin\n  user:*    token: abc.def\n"
+      "contexts:\n- name: ctx\n  context: {cluster: local, user: admin, namespace: team-a}\ncurrent-context: ctx\n";
+  auto c = informer::parse_kubeconfig(text, dir);
+  BOOST_TEST_REQUIRE(c.has_value(), c.error().what());
+  BOOST_TEST(c->bearer_token.empty());
+  BOOST_TEST(c->default_namespace == "team-a");
 }
 
 BOOST_AUTO_TEST_CASE(kubeconfig_variable_skips_missing_files_and_merges) {
