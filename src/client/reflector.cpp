@@ -53,6 +53,12 @@ struct reflector::loop {
 
   const reflector_options& options() const { return self->options_; }
 
+  // The liveness timeout, at most a day: "forever" spelt as a huge duration must not overflow the
+  // timer's deadline (which would make the check fire in a loop).
+  std::chrono::nanoseconds liveness_timeout() const {
+    return std::min<std::chrono::nanoseconds>(options().watch_liveness_timeout, std::chrono::hours(24));
+  }
+
   bool stopping() const {
     informer::lock_guard lock(self->mutex_);
     return self->stopping_;
@@ -137,7 +143,6 @@ struct reflector::loop {
         if (e == condition::relist_required && !first_rv.empty()) resource_version_unavailable = true;
         co_return e;
       }
-      for (const auto& why : page.skipped) report(why);
       if (items.empty()) {
         items = std::move(page.items);
       } else {
@@ -217,10 +222,10 @@ struct reflector::loop {
   // Sleeps until the watch has been silent for the liveness timeout, then cancels it; an event
   // meanwhile pushes the deadline back. One timer wait per timeout period, not one per event.
   void watch_liveness(std::shared_ptr<silence> silent, std::weak_ptr<watch_stream> stream) {
-    liveness_timer.expires_at(silent->last_heard + options().watch_liveness_timeout);
+    liveness_timer.expires_at(silent->last_heard + liveness_timeout());
     liveness_timer.async_wait([this, silent, stream](boost::system::error_code ec) {
       if (ec || silent->done) return;
-      if (std::chrono::steady_clock::now() - silent->last_heard < options().watch_liveness_timeout) {
+      if (std::chrono::steady_clock::now() - silent->last_heard < liveness_timeout()) {
         watch_liveness(silent, stream);
         return;
       }
@@ -233,7 +238,7 @@ struct reflector::loop {
   asio::awaitable<std::pair<std::optional<informer::error>, std::size_t>> consume(
       const std::shared_ptr<watch_stream>& stream) {
     const auto opened = std::chrono::steady_clock::now();
-    const auto liveness = options().watch_liveness_timeout;
+    const auto liveness = liveness_timeout();
     auto silent = std::make_shared<silence>();
     silent->last_heard = opened;
     if (liveness.count() > 0) watch_liveness(silent, stream);

@@ -148,7 +148,6 @@ struct scripted_state {
   std::map<std::int64_t, std::shared_ptr<const scripted_snapshot>> snapshots INFORMER_GUARDED_BY(mutex);  // by revision
   std::vector<std::shared_ptr<scripted_watch>> watches INFORMER_GUARDED_BY(mutex);  // the open ones
   std::deque<informer::error> list_failures INFORMER_GUARDED_BY(mutex);
-  std::vector<informer::error> list_skips INFORMER_GUARDED_BY(mutex);  // for the next page that succeeds
   std::deque<informer::error> watch_failures INFORMER_GUARDED_BY(mutex);
   std::vector<list_options> list_requests INFORMER_GUARDED_BY(mutex);
   std::vector<watch_options> watch_requests INFORMER_GUARDED_BY(mutex);
@@ -474,13 +473,6 @@ public:
   }
   void fail_next_list(const status& s, std::size_t times = 1) { fail_next_list(s.to_error(), times); }
 
-  /// The next list page that succeeds reports `e` in `object_list::skipped`, as a source does for
-  /// an item it could not decode.
-  void skip_in_next_list(informer::error e) {
-    informer::lock_guard lock(state_->mutex);
-    state_->list_skips.push_back(std::move(e));
-  }
-
   /// The next `times` watch calls fail at open with `e` (queued after failures injected earlier).
   void fail_next_watch(informer::error e, std::size_t times = 1) {
     informer::lock_guard lock(state_->mutex);
@@ -542,7 +534,6 @@ protected:
         state_->list_failures.pop_front();
       } else {
         err = list_locked(*state_, options, page);
-        if (!err) page.skipped = std::exchange(state_->list_skips, {});
       }
     }
     if (err) page = {};

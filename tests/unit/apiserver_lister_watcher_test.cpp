@@ -206,34 +206,29 @@ BOOST_AUTO_TEST_CASE(json_list_items_get_kind_and_api_version) {
   BOOST_TEST(decode_list("application/json", "{\"items\":[", settings()).has_error());
 }
 
-BOOST_AUTO_TEST_CASE(an_undecodable_list_item_is_skipped_and_reported_with_its_key) {
-  // One bad object must not fail every relist: it is left out, named, and the rest is kept.
-  auto list = decode_list("application/json",
-                          R"({"kind":"CronTabList","metadata":{"resourceVersion":"9"},"items":[)"
-                          R"({"metadata":{"name":"good","namespace":"n"}},)"
-                          R"({"metadata":{}},)"
-                          R"(7,)"
-                          R"({"metadata":{"name":"bad","namespace":"n","labels":{"app":7}}},)"
-                          R"({"metadata":{"name":"also-good","namespace":"n"}}]})",
-                          settings(crontabs));
-  BOOST_TEST_REQUIRE(list.has_value(), list.error().what());
-  BOOST_TEST(list->resource_version == "9");
-  BOOST_TEST_REQUIRE(list->items.size() == 2u);
-  BOOST_TEST(list->items[0]->name() == "good");
-  BOOST_TEST(list->items[1]->name() == "also-good");
-  BOOST_TEST_REQUIRE(list->skipped.size() == 3u);
-  for (const auto& e : list->skipped) {
-    BOOST_TEST_MESSAGE(e.what());
-    BOOST_TEST(e.detail().ends_with("(item skipped)"));
-  }
-  BOOST_TEST((list->skipped[0].code() == make_error_code(errc::malformed_response)));
-  BOOST_TEST(list->skipped[0].detail().starts_with("item 1 of the list of crontabs"), list->skipped[0].detail());
-  BOOST_TEST(list->skipped[1].detail().starts_with("item 2 of the list of crontabs"), list->skipped[1].detail());
-  BOOST_TEST(list->skipped[2].detail().starts_with("item 3 (n/bad) of the list of crontabs"),
-             list->skipped[2].detail());
+BOOST_AUTO_TEST_CASE(an_undecodable_list_item_fails_the_page_naming_its_key) {
+  // Not skipped: the relist would then report a live object as deleted. The error says which.
+  const auto page = [](const std::string& items) {
+    return decode_list("application/json",
+                       R"({"kind":"CronTabList","metadata":{"resourceVersion":"9"},"items":[)"
+                       R"({"metadata":{"name":"good","namespace":"n"}},)" +
+                           items + "]}",
+                       settings(crontabs));
+  };
+  BOOST_TEST_REQUIRE(page(R"({"metadata":{"name":"also-good","namespace":"n"}})").has_value());
+  auto unnamed = page(R"({"metadata":{}})");
+  BOOST_TEST_REQUIRE(unnamed.has_error());
+  BOOST_TEST((unnamed.error().code() == make_error_code(errc::malformed_response)));
+  BOOST_TEST(unnamed.error().detail().starts_with("item 1 of the list of crontabs"), unnamed.error().detail());
+  auto number = page("7");
+  BOOST_TEST_REQUIRE(number.has_error());
+  BOOST_TEST(number.error().detail().starts_with("item 1 of the list of crontabs"), number.error().detail());
+  auto bad = page(R"({"metadata":{"name":"bad","namespace":"n","labels":{"app":7}}})");
+  BOOST_TEST_REQUIRE(bad.has_error());
+  BOOST_TEST(bad.error().detail().starts_with("item 1 (n/bad) of the list of crontabs"), bad.error().detail());
 }
 
-BOOST_AUTO_TEST_CASE(an_undecodable_protobuf_list_item_is_skipped_and_reported_with_its_key,
+BOOST_AUTO_TEST_CASE(an_undecodable_protobuf_list_item_fails_the_page_naming_its_key,
                      *boost::unit_test::precondition([](auto) { return informer::codec::has_schemas(); })) {
   namespace codec = informer::codec;
   // Item "b": its metadata decodes, its data (field 2, a map) is a number.
@@ -242,20 +237,10 @@ BOOST_AUTO_TEST_CASE(an_undecodable_protobuf_list_item_is_skipped_and_reported_w
                                field(2, configmap_message("c", "31"));
   const auto body = codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMapList", .raw = list_raw});
   auto list = decode_list("application/vnd.kubernetes.protobuf", body, settings());
-  BOOST_TEST_REQUIRE(list.has_value(), list.error().what());
-  BOOST_TEST_REQUIRE(list->items.size() == 2u);
-  BOOST_TEST(list->items[0]->name() == "a");
-  BOOST_TEST(list->items[1]->name() == "c");
-  BOOST_TEST_REQUIRE(list->skipped.size() == 1u);
-  BOOST_TEST_MESSAGE(list->skipped[0].what());
-  BOOST_TEST((list->skipped[0].code() == make_error_code(errc::malformed_response)));
-  BOOST_TEST(list->skipped[0].detail().starts_with("item 1 (default/b) of the protobuf list of configmaps"),
-             list->skipped[0].detail());
-  // Bytes that are not a list at all still fail the page.
-  BOOST_TEST(decode_list("application/vnd.kubernetes.protobuf",
-                         codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMapList", .raw = "\xff\xff"}),
-                         settings())
-                 .has_error());
+  BOOST_TEST_REQUIRE(list.has_error());
+  BOOST_TEST((list.error().code() == make_error_code(errc::malformed_response)));
+  BOOST_TEST(list.error().detail().starts_with("item 1 (default/b) of the protobuf list of configmaps"),
+             list.error().detail());
 }
 
 BOOST_AUTO_TEST_CASE(metadata_only_objects_take_the_resources_type) {

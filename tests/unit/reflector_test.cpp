@@ -228,31 +228,6 @@ BOOST_FIXTURE_TEST_CASE(a_watch_cut_by_any_transport_is_reopened_without_relisti
   BOOST_TEST(store.count("replace") == 1u);
 }
 
-// An item a source could not decode is reported, and the list is taken with the rest: no relist loop.
-BOOST_FIXTURE_TEST_CASE(items_a_list_skipped_are_reported_and_the_list_is_kept, io_fixture) {
-  source->create(pod("a"));
-  source->skip_in_next_list({errc::malformed_response, "item 1 (default/b) of the list of pods: bad (item skipped)"});
-  recording_store store;
-  std::mutex m;
-  std::vector<informer::error> errors;
-  auto r = reflector::create(source, store, fast());
-  r->set_watch_error_handler([&](const informer::error& e) {
-    std::lock_guard lock(m);
-    errors.push_back(e);
-  });
-  r->start();
-  BOOST_REQUIRE(source->wait_for_watches(1, 10s));
-  r->stop();
-  r->join();
-  BOOST_TEST(source->list_calls() == 1u);
-  BOOST_TEST(store.count("replace") == 1u);
-  std::lock_guard lock(m);
-  BOOST_REQUIRE(errors.size() == 1u);
-  BOOST_TEST(errors[0].detail().starts_with("item 1 (default/b)"));
-}
-
-// A connection can stay open while nothing comes through (a middlebox, a half-dead peer): a watch
-// silent for the liveness timeout is taken for cut and reopened from the last version, no relist.
 BOOST_FIXTURE_TEST_CASE(a_silent_watch_is_reopened_from_the_last_version_after_the_liveness_timeout, io_fixture) {
   source->create(pod("a"));
   recording_store store;

@@ -29,10 +29,10 @@
 // `error_status` (410 -> errc::expired through `status::to_error`); the end of the body is
 // `errc::end_of_stream`; `cancel()` gives `operation_aborted` promptly. Bytes that do not decode
 // are `errc::malformed_response`, a watch frame over `max_frame_bytes` or an object over
-// `object.max_bytes` is `errc::object_too_large`; either ends the stream with a detail saying what
-// and where. In a list page, an item that does not decode is left out and its error (naming the
-// item and its key) goes into `object_list::skipped`, which the reflector reports; the rest of
-// the page is kept. A page that is not a list at all fails. Nothing is dropped silently.
+// `object.max_bytes` is `errc::object_too_large`; either ends the stream (or fails the list page)
+// with a detail saying what and where, a list item by its index and key ("item 3 (ns/name) of the
+// list of pods"): nothing is dropped silently. (A list item is not skipped: the relist would then
+// report a live object as deleted.)
 //
 // Cancellation: a list or a watch open whose completion handler has a cancellation slot (e.g.
 // `bind_cancellation_slot`, as the reflector uses) completes with `operation_aborted` as soon as

@@ -63,10 +63,6 @@ struct object_list {
   std::string continue_token;    ///< empty on the last page
   /// The server's estimate of the items after this page, when it gives one.
   std::optional<std::int64_t> remaining_item_count{};
-  /// Items of this page that could not be decoded, left out of `items`: one error each, whose
-  /// detail names the item (its key, when its metadata is readable). One bad object must not fail
-  /// every list; the reflector reports these to its watch-error handler and metrics.
-  std::vector<informer::error> skipped{};
 };
 
 struct watch_options {

@@ -20,8 +20,6 @@
 //   - an expired continue token during a paged list falls back to a full list;
 //   - every failure goes to the watch-error handler and the metrics hooks, then the loop waits an
 //     exponential, jittered backoff (see `backoff`) before trying again;
-//   - items a list page could not decode (`object_list::skipped`) go to the same handler and
-//     hooks, and the list is applied without them: one bad object does not make every relist fail;
 //   - an optional resync period calls the store's `resync` when `should_resync` agrees.
 //
 // It tells these cases apart by error conditions (informer/core/condition.hpp: `stream_cut`,

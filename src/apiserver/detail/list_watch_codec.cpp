@@ -74,8 +74,6 @@ std::string item_context(std::size_t index, const json::object* item, std::strin
   return out + " of " + std::string(list);
 }
 
-informer::error skipped(informer::error e) { return {e.code(), e.detail() + " (item skipped)"}; }
-
 std::string item_kind(std::string_view list_kind, const decode_settings& s) {
   constexpr std::string_view suffix = "List";
   if (s.metadata_only || list_kind.size() <= suffix.size() || !list_kind.ends_with(suffix)) return s.res.kind;
@@ -152,19 +150,13 @@ detailed_result<object_list> decode_json_list(std::string_view body, const decod
   out.items.reserve(array.size());
   const std::string list_name = "the list of " + to_string(s.res);
   for (std::size_t i = 0; i < array.size(); ++i) {
-    if (!array[i].is_object()) {
-      out.skipped.push_back(skipped(malformed(item_context(i, nullptr, list_name) + " is not an object")));
-      continue;
-    }
+    if (!array[i].is_object()) return malformed(item_context(i, nullptr, list_name) + " is not an object");
     const std::string context = item_context(i, &array[i].get_object(), list_name);
     json::value item = with_type(std::move(array[i].get_object()), kind, api_version, s.metadata_only);
     array[i] = nullptr;  // frees the item's DOM as we go
     auto obj = build(item, s, context);
-    if (obj) {
-      out.items.push_back(std::move(*obj));
-    } else {
-      out.skipped.push_back(skipped(obj.error()));
-    }
+    if (!obj) return obj.error();
+    out.items.push_back(std::move(*obj));
   }
   return out;
 }
@@ -187,6 +179,7 @@ detailed_result<object_list> decode_protobuf_list(std::string_view body, const d
   const std::string api_version =
       s.metadata_only || env->api_version.empty() ? s.res.api_version() : std::string(env->api_version);
   object_list out;
+  informer::error failure;
   const std::string list_name = "the protobuf list of " + to_string(s.res);
   std::size_t index = 0;
   // A list is {ListMeta metadata = 1; repeated <Kind> items = 2}; ListMeta {resourceVersion = 2,
@@ -214,17 +207,18 @@ detailed_result<object_list> decode_protobuf_list(std::string_view body, const d
     };
     auto item = object_from_protobuf(env, s, api_version, kind);
     if (!item) {
-      out.skipped.push_back(skipped(from_codec(item.error(), context())));
-      return true;
+      failure = from_codec(item.error(), context());
+      return false;
     }
     auto obj = build(*item, s, "");
     if (!obj) {
-      out.skipped.push_back(skipped(informer::error{obj.error().code(), context() + obj.error().detail()}));
-      return true;
+      failure = informer::error{obj.error().code(), context() + obj.error().detail()};
+      return false;
     }
     out.items.push_back(std::move(*obj));
     return true;
   });
+  if (failure) return failure;
   if (!ok) return malformed("the protobuf list of " + to_string(s.res) + " is not a valid protobuf message");
   return out;
 }

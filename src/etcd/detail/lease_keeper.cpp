@@ -227,7 +227,8 @@ void lease_keeper::on_open_failed(std::size_t endpoint, error why) {
     release_if_done();
     return;
   }
-  if (why.code() == make_error_code(errc::unavailable)) {
+  // A member that is down or frozen: try the next one after a backoff (the lease must not end).
+  if (why.code() == make_error_code(errc::unavailable) || why.code() == make_error_code(errc::deadline_exceeded)) {
     conn_->failed(endpoint);
     ++failures_;
     schedule(std::chrono::milliseconds{250 << std::min(failures_, 4)});
