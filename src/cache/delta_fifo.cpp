@@ -91,11 +91,15 @@ void delta_fifo::delete_object(object::ptr obj) {
   queue_action_locked(delta_type::deleted, std::move(key), delta{.state = std::move(obj)});
 }
 
-void delta_fifo::replace(std::vector<object::ptr> list, std::string /*resource_version*/) {
+void delta_fifo::replace(std::vector<object::ptr> list, std::string /*resource_version*/,
+                         const std::vector<std::string>& kept) {
   std::vector<std::string> list_keys;
   list_keys.reserve(list.size());
   for (const auto& obj : list) list_keys.push_back(options_.key_func(*obj));
-  const std::unordered_set<std::string_view> listed(list_keys.begin(), list_keys.end());
+  // Kept keys count as listed for the tombstones below, so they keep their state.
+  std::unordered_set<std::string_view> listed(list_keys.begin(), list_keys.end());
+  const std::size_t distinct_listed = listed.size();
+  listed.insert(kept.begin(), kept.end());
   const delta_type action = options_.emit_delta_type_replaced ? delta_type::replaced : delta_type::sync;
 
   informer::lock_guard lock(mutex_);
@@ -133,7 +137,7 @@ void delta_fifo::replace(std::vector<object::ptr> list, std::string /*resource_v
 
   if (!populated_) {
     populated_ = true;
-    initial_population_count_ = listed.size() + queued_deletions;
+    initial_population_count_ = distinct_listed + queued_deletions;
   }
   cond_.notify_all();
 }

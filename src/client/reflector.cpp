@@ -10,7 +10,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <random>
@@ -127,6 +129,7 @@ struct reflector::loop {
                          .resource_version = rv};
     const auto first_rv = request.resource_version;
     std::vector<object::ptr> items;
+    std::vector<skipped_item> skipped;
     std::string list_rv;
     for (;;) {
       auto [e, page] = co_await self->source_->async_list(
@@ -138,6 +141,7 @@ struct reflector::loop {
           request.limit = 0;
           request.resource_version = first_rv;
           items.clear();
+          skipped.clear();
           continue;
         }
         if (e == condition::relist_required && !first_rv.empty()) resource_version_unavailable = true;
@@ -149,6 +153,7 @@ struct reflector::loop {
         items.insert(items.end(), std::make_move_iterator(page.items.begin()),
                      std::make_move_iterator(page.items.end()));
       }
+      std::move(page.skipped.begin(), page.skipped.end(), std::back_inserter(skipped));
       list_rv = page.resource_version;
       if (page.continue_token.empty() || stopping()) break;
       if (first_rv == "0") paginated_result = true;
@@ -157,7 +162,18 @@ struct reflector::loop {
     }
     if (stopping()) co_return informer::error{};
     const auto count = items.size();
-    self->store_.replace(std::move(items), list_rv);
+    if (skipped.empty()) {
+      self->store_.replace(std::move(items), list_rv);
+    } else {
+      std::vector<std::string> kept;
+      kept.reserve(skipped.size());
+      for (const auto& s : skipped) kept.push_back(s.key);
+      if (!self->store_.replace_keeping(items, list_rv, kept)) co_return skipped.front().error;
+      for (const auto& s : skipped) {
+        report(informer::error{s.error.code(), options().name + ": " + s.error.detail() +
+                                                   "; left out of the list, its cached state (if any) is kept"});
+      }
+    }
     resource_version_unavailable = false;
     set_last(list_rv);
     if (options().metrics.on_list) options().metrics.on_list(count, std::chrono::steady_clock::now() - started);

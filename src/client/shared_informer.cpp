@@ -267,6 +267,18 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
       });
     }
     void replace(std::vector<object::ptr> objects, std::string resource_version) override {
+      apply(objects, resource_version, {});
+    }
+    bool replace_keeping(std::vector<object::ptr>& objects, const std::string& resource_version,
+                         const std::vector<std::string>& kept) override {
+      // Kept keys are namespace/name keys: with a key function of its own the cache could not
+      // match them, so such an informer fails the list instead.
+      if (state.options.indexer.key_func) return false;
+      apply(objects, resource_version, kept);
+      return true;
+    }
+    void apply(std::vector<object::ptr>& objects, const std::string& resource_version,
+               const std::vector<std::string>& kept) {
       state.gate.run([&] {
         if (state.options.transform) {
           for (auto& obj : objects) {
@@ -274,7 +286,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
             obj = state.transformed(std::move(obj));
           }
         }
-        state.fifo.replace(std::move(objects), std::move(resource_version));
+        state.fifo.replace(std::move(objects), resource_version, kept);
         state.schedule_drain();
       });
     }

@@ -692,6 +692,50 @@ BOOST_AUTO_TEST_CASE(relist_after_compaction_delivers_tombstones) {
   inf->stop();
 }
 
+BOOST_DATA_TEST_CASE(an_object_too_large_to_decode_is_reported_and_keeps_its_cached_state,
+                     boost::unit_test::data::make(encodings), enc) {
+  // The informer accepts objects up to 4 KiB. b grows past that: the watch event fails, the
+  // relist leaves b out and names it, and the cache keeps b's last state; no handler sees a delete.
+  io_threads io;
+  auto client = make_client(io);
+  api server(client);
+  const auto configmaps = informer::parse_resource("configmaps").value();
+  const std::string ns = server.namespace_();
+  const std::string collection = informer::resource_path(configmaps, ns);
+  const auto configmap = [](const std::string& n, std::size_t size) {
+    return R"({"metadata":{"name":")" + n + R"("},"data":{"k":")" + std::string(size, 'x') + R"("}})";
+  };
+  server.create(collection, configmap("a", 10));
+  auto b = server.create(collection, configmap("b", 10));
+
+  recorder rec;
+  error_log errors;
+  informer::shared_informer_options o;
+  o.watch_error_handler = std::ref(errors);
+  o.reflector.backoff = {.initial = 50ms, .max = 1s, .factor = 2.0, .jitter = 0.0, .reset_after = 1min};
+  auto inf = start(make_source(client, configmaps, {.ns = ns, .encoding = enc.encoding, .object = {.max_bytes = 4096}}),
+                   rec, std::move(o));
+  server.call(http::verb::put, collection + "/b", configmap("b", 8192));
+  BOOST_TEST_REQUIRE(eventually([&] {
+                       for (const auto& e : errors.snapshot())
+                         if (e.code() == make_error_code(errc::object_too_large) &&
+                             e.detail().find("(" + ns + "/b)") != std::string::npos &&
+                             e.detail().find("cached state") != std::string::npos)
+                           return true;
+                       return false;
+                     }),
+                     "the relist did not report b");
+  // The watch runs again after the relist: a later change arrives.
+  server.create(collection, configmap("c", 10));
+  BOOST_TEST_REQUIRE(eventually([&] { return rec.for_name("c").size() == 1u; }));
+  BOOST_TEST(rec.for_name("b") == std::vector<std::string>{"add b " + rv_of(b)}, boost::test_tools::per_element());
+  auto cached = inf->lister().get(ns, "b");
+  BOOST_TEST_REQUIRE(cached != nullptr);
+  BOOST_TEST(cached->resource_version() == rv_of(b));
+  BOOST_TEST(inf->get_store()->size() == 3u);
+  inf->stop();
+}
+
 namespace {
 
 // Runs an informer whose every list fails, for `window`, and returns what its error hook saw.

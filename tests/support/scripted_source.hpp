@@ -83,6 +83,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -147,6 +148,7 @@ struct scripted_state {
   std::deque<scripted_change> history INFORMER_GUARDED_BY(mutex);
   std::map<std::int64_t, std::shared_ptr<const scripted_snapshot>> snapshots INFORMER_GUARDED_BY(mutex);  // by revision
   std::vector<std::shared_ptr<scripted_watch>> watches INFORMER_GUARDED_BY(mutex);  // the open ones
+  std::set<std::string> undecodable INFORMER_GUARDED_BY(mutex);                     // keys lists report as skipped
   std::deque<informer::error> list_failures INFORMER_GUARDED_BY(mutex);
   std::deque<informer::error> watch_failures INFORMER_GUARDED_BY(mutex);
   std::vector<list_options> list_requests INFORMER_GUARDED_BY(mutex);
@@ -413,6 +415,16 @@ public:
     std::erase_if(state_->snapshots, [revision](const auto& s) { return s.first < revision; });
   }
 
+  /// Lists leave the object under `key` out and report it in `object_list::skipped` (as a source
+  /// does with an item it can key but not decode), until called again with `false`.
+  void set_undecodable(std::string_view key, bool undecodable = true) {
+    informer::lock_guard lock(state_->mutex);
+    if (undecodable)
+      state_->undecodable.insert(std::string(key));
+    else
+      state_->undecodable.erase(std::string(key));
+  }
+
   /// Makes every continue token handed out so far fail with 410 Expired.
   void expire_continue_tokens() {
     informer::lock_guard lock(state_->mutex);
@@ -662,7 +674,11 @@ private:
         st.snapshots.try_emplace(snap->revision, snap);
         break;
       }
-      page.items.push_back(it->second);
+      if (st.undecodable.contains(it->first))
+        page.skipped.push_back(
+            {.key = it->first, .error = informer::error(errc::malformed_response, it->first + " is undecodable")});
+      else
+        page.items.push_back(it->second);
       last_key = &it->first;
     }
     return {};

@@ -206,8 +206,9 @@ BOOST_AUTO_TEST_CASE(json_list_items_get_kind_and_api_version) {
   BOOST_TEST(decode_list("application/json", "{\"items\":[", settings()).has_error());
 }
 
-BOOST_AUTO_TEST_CASE(an_undecodable_list_item_fails_the_page_naming_its_key) {
-  // Not skipped: the relist would then report a live object as deleted. The error says which.
+BOOST_AUTO_TEST_CASE(an_undecodable_list_item_is_skipped_by_key_or_fails_the_page_without_one) {
+  // With its key known, the reflector can keep the object's cached state: the item is left out
+  // and named. Without one, nothing could keep a relist from reading it as deleted: the page fails.
   const auto page = [](const std::string& items) {
     return decode_list("application/json",
                        R"({"kind":"CronTabList","metadata":{"resourceVersion":"9"},"items":[)"
@@ -224,11 +225,18 @@ BOOST_AUTO_TEST_CASE(an_undecodable_list_item_fails_the_page_naming_its_key) {
   BOOST_TEST_REQUIRE(number.has_error());
   BOOST_TEST(number.error().detail().starts_with("item 1 of the list of crontabs"), number.error().detail());
   auto bad = page(R"({"metadata":{"name":"bad","namespace":"n","labels":{"app":7}}})");
-  BOOST_TEST_REQUIRE(bad.has_error());
-  BOOST_TEST(bad.error().detail().starts_with("item 1 (n/bad) of the list of crontabs"), bad.error().detail());
+  BOOST_TEST_REQUIRE(bad.has_value(), bad.error().what());
+  BOOST_TEST_REQUIRE(bad->items.size() == 1u);
+  BOOST_TEST(bad->items[0]->name() == "good");
+  BOOST_TEST_REQUIRE(bad->skipped.size() == 1u);
+  BOOST_TEST(bad->skipped[0].key == "n/bad");
+  BOOST_TEST((bad->skipped[0].error.code() == make_error_code(errc::malformed_response)));
+  BOOST_TEST(bad->skipped[0].error.detail().starts_with("item 1 (n/bad) of the list of crontabs"),
+             bad->skipped[0].error.detail());
+  BOOST_TEST(bad->resource_version == "9");
 }
 
-BOOST_AUTO_TEST_CASE(an_undecodable_protobuf_list_item_fails_the_page_naming_its_key,
+BOOST_AUTO_TEST_CASE(an_undecodable_protobuf_list_item_is_skipped_by_key,
                      *boost::unit_test::precondition([](auto) { return informer::codec::has_schemas(); })) {
   namespace codec = informer::codec;
   // Item "b": its metadata decodes, its data (field 2, a map) is a number.
@@ -237,10 +245,24 @@ BOOST_AUTO_TEST_CASE(an_undecodable_protobuf_list_item_fails_the_page_naming_its
                                field(2, configmap_message("c", "31"));
   const auto body = codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMapList", .raw = list_raw});
   auto list = decode_list("application/vnd.kubernetes.protobuf", body, settings());
-  BOOST_TEST_REQUIRE(list.has_error());
-  BOOST_TEST((list.error().code() == make_error_code(errc::malformed_response)));
-  BOOST_TEST(list.error().detail().starts_with("item 1 (default/b) of the protobuf list of configmaps"),
-             list.error().detail());
+  BOOST_TEST_REQUIRE(list.has_value(), list.error().what());
+  BOOST_TEST_REQUIRE(list->items.size() == 2u);
+  BOOST_TEST(list->items[0]->name() == "a");
+  BOOST_TEST(list->items[1]->name() == "c");
+  BOOST_TEST_REQUIRE(list->skipped.size() == 1u);
+  BOOST_TEST(list->skipped[0].key == "default/b");
+  BOOST_TEST((list->skipped[0].error.code() == make_error_code(errc::malformed_response)));
+  BOOST_TEST(list->skipped[0].error.detail().starts_with("item 1 (default/b) of the protobuf list of configmaps"),
+             list->skipped[0].error.detail());
+
+  // An item whose metadata does not decode either cannot be keyed: the page fails.
+  const std::string unkeyed = field(1, field(2, "31")) + field(2, configmap_message("a", "30")) +
+                              field(2, field(1, field_varint(1, 5)) + field_varint(2, 5));
+  auto failed =
+      decode_list("application/vnd.kubernetes.protobuf",
+                  codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMapList", .raw = unkeyed}), settings());
+  BOOST_TEST_REQUIRE(failed.has_error());
+  BOOST_TEST(failed.error().detail().starts_with("item 1 of the protobuf list of configmaps"), failed.error().detail());
 }
 
 BOOST_AUTO_TEST_CASE(metadata_only_objects_take_the_resources_type) {

@@ -217,6 +217,23 @@ BOOST_AUTO_TEST_CASE(replace_with_known_objects_makes_tombstones_with_last_known
   BOOST_TEST(keys[1] == "ns/fresh");
 }
 
+BOOST_AUTO_TEST_CASE(replace_leaves_kept_keys_alone) {
+  // Keys a relist holds but could not decode: neither replaced nor tombstoned.
+  map_store store;
+  store.put(make("a", 1));
+  store.put(make("bad", 1));
+  store.put(make("gone", 1));
+  delta_fifo fifo({.known = &store});
+  fifo.update(make("queued-bad", 2));
+  fifo.replace({make("a", 3)}, "3", {"ns/bad", "ns/queued-bad"});
+
+  BOOST_TEST((types(*fifo.get_by_key("ns/a")) == std::vector{dt::replaced}));
+  BOOST_TEST((types(*fifo.get_by_key("ns/gone")) == std::vector{dt::deleted}));
+  BOOST_TEST((types(*fifo.get_by_key("ns/queued-bad")) == std::vector{dt::updated}));  // only its update
+  BOOST_TEST(!fifo.get_by_key("ns/bad").has_value());
+  BOOST_TEST(fifo.list_keys().size() == 3u);
+}
+
 BOOST_AUTO_TEST_CASE(replace_without_known_objects_uses_the_queue) {
   delta_fifo fifo({.emit_delta_type_replaced = false});
   fifo.add(make("a", 1));

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -79,6 +80,11 @@ public:
   void update(object::ptr obj) override { fifo_.update(std::move(obj)); }
   void remove(object::ptr obj) override { fifo_.delete_object(std::move(obj)); }
   void replace(std::vector<object::ptr> objects, std::string rv) override { fifo_.replace(std::move(objects), rv); }
+  bool replace_keeping(std::vector<object::ptr>& objects, const std::string& rv,
+                       const std::vector<std::string>& kept) override {
+    fifo_.replace(std::move(objects), rv, kept);
+    return true;
+  }
   void resync() override { fifo_.resync(); }
 
 private:
@@ -434,6 +440,73 @@ BOOST_FIXTURE_TEST_CASE(deletions_missed_while_disconnected_become_tombstones, i
   const auto lists = source->list_requests();
   BOOST_TEST(lists.at(1).resource_version == "3");
   BOOST_TEST(lists.at(1).limit == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_relisted_item_that_cannot_be_decoded_keeps_its_cached_state_and_is_reported, io_fixture) {
+  source->create(pod("keep"));
+  source->create(pod("bad"));
+  source->create(pod("gone"));
+  indexer known;
+  delta_fifo fifo({.known = &known});
+  fifo_store store(fifo);
+  std::mutex reports_mutex;
+  std::vector<std::string> reports;
+  auto r = reflector::create(source, store, fast());
+  r->set_watch_error_handler([&](const informer::error& e) {
+    std::lock_guard lock(reports_mutex);
+    reports.push_back(e.what());
+  });
+  r->start();
+  BOOST_REQUIRE(source->wait_for_watches(1, 10s));
+  for (int i = 0; i < 3; ++i) {
+    fifo.pop([&](const std::string&, const delta_list& deltas, bool) {
+      known.add(deltas.back().obj());
+      return process_result{};
+    });
+  }
+  // "bad" turns undecodable for lists; a relist follows a 410 while "gone" is deleted unseen.
+  source->set_undecodable("default/bad");
+  source->remove("default/gone");
+  source->compact(source->current_revision());
+  source->send_error(status{.code = 410, .reason = "Expired", .message = "too old resource version"});
+  BOOST_REQUIRE(source->wait_for_list_calls(2, 10s));
+  BOOST_REQUIRE(source->wait_for_watches(1, 10s));
+  r->stop();
+  r->join();
+
+  std::map<std::string, std::vector<delta_type>> seen;
+  while (fifo.size() > 0) {
+    fifo.pop([&](const std::string& key, const delta_list& deltas, bool) {
+      for (const auto& d : deltas) seen[key].push_back(d.type);
+      return process_result{};
+    });
+  }
+  BOOST_TEST(!seen.contains("default/bad"));  // neither deleted nor replaced: the cache keeps it
+  BOOST_TEST((seen["default/keep"].back() == delta_type::replaced));
+  BOOST_TEST((seen["default/gone"].back() == delta_type::deleted));
+  BOOST_TEST(source->list_calls() == 2u);  // the relist succeeded at once
+  std::lock_guard lock(reports_mutex);
+  BOOST_TEST(std::count_if(reports.begin(), reports.end(), [](const std::string& m) {
+               return m.find("default/bad is undecodable") != std::string::npos &&
+                      m.find("cached state") != std::string::npos;
+             }) == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_store_that_cannot_keep_undecodable_items_fails_the_list_as_before, io_fixture) {
+  source->create(pod("a"));
+  source->create(pod("bad"));
+  source->set_undecodable("default/bad");
+  recording_store store;
+  auto r = reflector::create(source, store, fast());
+  r->start();
+  BOOST_REQUIRE(source->wait_for_list_calls(3, 10s));  // failed, retried after backoff
+  BOOST_TEST(store.count("replace") == 0u);
+  source->set_undecodable("default/bad", false);
+  BOOST_REQUIRE(store.wait_for(1));
+  r->stop();
+  r->join();
+  BOOST_TEST(store.calls().at(0).op == "replace");
+  BOOST_TEST(store.calls().at(0).count == 2u);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_list_whose_version_is_gone_retries_at_once_from_scratch, io_fixture) {

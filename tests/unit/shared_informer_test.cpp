@@ -589,6 +589,45 @@ BOOST_AUTO_TEST_CASE(relist_after_expiry_delivers_tombstones_for_objects_deleted
   BOOST_TEST(errors.front() == make_error_code(errc::expired));
 }
 
+BOOST_AUTO_TEST_CASE(a_relist_with_an_undecodable_item_keeps_it_cached_and_reports_it) {
+  executor_pool pool;
+  auto source = std::make_shared<scripted_source>(pool.executor());
+  source->create(cm("a"));
+  const auto b = source->create(cm("b"));
+  source->create(cm("c"));
+  std::mutex errors_mutex;
+  std::vector<std::string> errors;
+  auto options = test_options();
+  options.watch_error_handler = [&](const informer::error& e) {
+    std::lock_guard lock(errors_mutex);
+    errors.push_back(e.what());
+  };
+  event_log log;
+  auto inf = shared_informer::create(source, options);
+  auto reg = inf->add_event_handler(log.handlers());
+  inf->run();
+  BOOST_REQUIRE(wait_for_cache_sync({inf}, patience));
+  BOOST_REQUIRE(source->wait_for_watches(1, patience));
+
+  // b cannot be decoded any more when the relist comes, and c is deleted unseen meanwhile.
+  source->set_undecodable("ns/b");
+  source->send_error(status{.code = 410, .reason = "Expired", .message = "too old resource version"});
+  source->remove("ns/c");
+  source->compact(source->current_revision());
+  BOOST_REQUIRE(log.wait_for("delete ns/c tombstone"));
+  BOOST_TEST(
+      log.entries() == (strings{"add ns/a initial", "add ns/b initial", "add ns/c initial", "delete ns/c tombstone"}),
+      boost::test_tools::per_element());
+  BOOST_REQUIRE(inf->lister().get("ns", "b") != nullptr);
+  BOOST_TEST(inf->lister().get("ns", "b")->resource_version() == b->resource_version());
+  // Reported once the relist is applied (the tombstone may reach the handler first).
+  BOOST_TEST(eventually([&] {
+    std::lock_guard lock(errors_mutex);
+    return std::any_of(errors.begin(), errors.end(),
+                       [](const std::string& m) { return m.find("ns/b is undecodable") != std::string::npos; });
+  }));
+}
+
 BOOST_AUTO_TEST_CASE(remove_event_handler_stops_delivery) {
   executor_pool pool;
   auto source = std::make_shared<scripted_source>(pool.executor());

@@ -29,10 +29,11 @@
 // `error_status` (410 -> errc::expired through `status::to_error`); the end of the body is
 // `errc::end_of_stream`; `cancel()` gives `operation_aborted` promptly. Bytes that do not decode
 // are `errc::malformed_response`, a watch frame over `max_frame_bytes` or an object over
-// `object.max_bytes` is `errc::object_too_large`; either ends the stream (or fails the list page)
-// with a detail saying what and where, a list item by its index and key ("item 3 (ns/name) of the
-// list of pods"): nothing is dropped silently. (A list item is not skipped: the relist would then
-// report a live object as deleted.)
+// `object.max_bytes` is `errc::object_too_large`; either ends the stream with a detail saying what
+// and where. In a list page, an item whose key can still be read is left out and named in
+// `object_list::skipped` ("item 3 (ns/name) of the list of pods"), so the reflector reports it and
+// keeps its cached state; an item without a readable key fails the page: nothing is dropped
+// silently, and no live object is taken for deleted.
 //
 // Cancellation: a list or a watch open whose completion handler has a cancellation slot (e.g.
 // `bind_cancellation_slot`, as the reflector uses) completes with `operation_aborted` as soon as

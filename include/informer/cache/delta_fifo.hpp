@@ -151,7 +151,9 @@ public:
   /// the newest in-flight one, else the store's). The first call also fixes the number of keys
   /// that must be popped before `has_synced`. `resource_version` is the list's; the queue does not
   /// use it but takes it so that a reflector can treat every store alike. Objects must not be null.
-  void replace(std::vector<object::ptr> list, std::string resource_version);
+  /// Keys in `kept` (items the list holds but the source could not decode) are left as they are:
+  /// no delta is queued for them, and a deletion neither.
+  void replace(std::vector<object::ptr> list, std::string resource_version, const std::vector<std::string>& kept = {});
 
   /// Queues a `sync` delta for every object of the known store whose key has no queued deltas and
   /// is not in flight (a newer state is then on its way to the consumer). Without a known store it

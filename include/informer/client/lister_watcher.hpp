@@ -56,9 +56,20 @@ struct list_options {
   resource_version_match match = resource_version_match::unset;
 };
 
+/// An item of a list page that the source could identify but not read: its cache key
+/// (`namespace/name`, informer/core/key.hpp) and why (undecodable, too large, ...).
+struct skipped_item {
+  std::string key;
+  informer::error error;
+};
+
 /// One page of a list.
 struct object_list {
   std::vector<object::ptr> items;
+  /// Items left out of `items` because they could not be decoded, though their key could. The
+  /// reflector reports each and keeps the key's cached state instead of treating it as deleted
+  /// (`reflector_store::replace_keeping`). An item whose key cannot be read fails the page instead.
+  std::vector<skipped_item> skipped{};
   std::string resource_version;  ///< the collection's resourceVersion at the time of the list
   std::string continue_token;    ///< empty on the last page
   /// The server's estimate of the items after this page, when it gives one.

@@ -18,6 +18,9 @@
 //     its watch cache); if that version is gone too, the reflector lists again at once for the
 //     most recent state (resourceVersion "");
 //   - an expired continue token during a paged list falls back to a full list;
+//   - list items the source could key but not decode (`object_list::skipped`) are each reported
+//     to the watch-error handler, and the store keeps their cached state (`replace_keeping`): one
+//     bad object neither fails every relist nor reads as a deletion to the handlers;
 //   - every failure goes to the watch-error handler and the metrics hooks, then the loop waits an
 //     exponential, jittered backoff (see `backoff`) before trying again;
 //   - an optional resync period calls the store's `resync` when `should_resync` agrees.
@@ -57,6 +60,16 @@ public:
   virtual void update(object::ptr obj) = 0;
   virtual void remove(object::ptr obj) = 0;
   virtual void replace(std::vector<object::ptr> objects, std::string resource_version) = 0;
+  /// A relist some of whose items could not be decoded (`object_list::skipped`): as `replace`,
+  /// except that the keys in `kept` keep whatever state the store has for them (no deletion, no
+  /// update). Returns false, having done nothing, when the store cannot do that (the default):
+  /// the reflector then fails the list with the first item's error, as a list whose items could
+  /// not even be keyed fails.
+  virtual bool replace_keeping(std::vector<object::ptr>& objects, const std::string& resource_version,
+                               const std::vector<std::string>& kept) {
+    (void)objects, (void)resource_version, (void)kept;
+    return false;
+  }
   virtual void resync() = 0;
 };
 

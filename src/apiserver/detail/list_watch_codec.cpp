@@ -2,6 +2,7 @@
 
 #include "informer/client/status.hpp"
 #include "informer/codec/protobuf.hpp"
+#include "informer/core/key.hpp"
 
 #include "codec/detail/wire.hpp"
 
@@ -62,16 +63,28 @@ detailed_result<object::ptr> build(const json::value& v, const decode_settings& 
                          std::string(context) + ": " + obj.error().what()};
 }
 
+// The cache key an item's metadata gives, or "" when it names no object.
+std::string item_key(const json::object* item) {
+  if (item == nullptr) return {};
+  const auto name = metadata_string(*item, "name");
+  if (name.empty()) return {};
+  return make_key(metadata_string(*item, "namespace"), name);
+}
+
 // "item 3 (ns/name) of the list of pods": where an item that cannot be decoded sits, with its key
 // when its metadata says it.
-std::string item_context(std::size_t index, const json::object* item, std::string_view list) {
+std::string item_context(std::size_t index, const std::string& key, std::string_view list) {
   std::string out = "item " + std::to_string(index);
-  if (item != nullptr) {
-    const auto ns = metadata_string(*item, "namespace");
-    const auto name = metadata_string(*item, "name");
-    if (!name.empty()) out += " (" + (ns.empty() ? std::string(name) : std::string(ns) + "/" + std::string(name)) + ")";
-  }
+  if (!key.empty()) out += " (" + key + ")";
   return out + " of " + std::string(list);
+}
+
+// An item that cannot be decoded is left out of the page when its key is known (the reflector
+// keeps its cached state); without a key nothing could protect it, so the page fails.
+bool skip_item(object_list& page, std::string key, informer::error e) {
+  if (key.empty()) return false;
+  page.skipped.push_back(skipped_item{.key = std::move(key), .error = std::move(e)});
+  return true;
 }
 
 std::string item_kind(std::string_view list_kind, const decode_settings& s) {
@@ -150,13 +163,17 @@ detailed_result<object_list> decode_json_list(std::string_view body, const decod
   out.items.reserve(array.size());
   const std::string list_name = "the list of " + to_string(s.res);
   for (std::size_t i = 0; i < array.size(); ++i) {
-    if (!array[i].is_object()) return malformed(item_context(i, nullptr, list_name) + " is not an object");
-    const std::string context = item_context(i, &array[i].get_object(), list_name);
+    if (!array[i].is_object()) return malformed(item_context(i, "", list_name) + " is not an object");
+    std::string key = item_key(&array[i].get_object());
+    const std::string context = item_context(i, key, list_name);
     json::value item = with_type(std::move(array[i].get_object()), kind, api_version, s.metadata_only);
     array[i] = nullptr;  // frees the item's DOM as we go
     auto obj = build(item, s, context);
-    if (!obj) return obj.error();
-    out.items.push_back(std::move(*obj));
+    if (obj) {
+      out.items.push_back(std::move(*obj));
+    } else if (!skip_item(out, std::move(key), obj.error())) {
+      return obj.error();
+    }
   }
   return out;
 }
@@ -199,21 +216,24 @@ detailed_result<object_list> decode_protobuf_list(std::string_view body, const d
     }
     if (f.number != 2) return true;
     if (f.type != wire_type::length_delimited) return false;
-    const codec::envelope env{.api_version = api_version, .kind = kind, .raw = f.bytes};
-    // Its key, for the report, from the metadata alone (which may decode when the rest does not).
-    auto context = [&, i = index++] {
-      auto md = codec::metadata_to_json(env);
-      return item_context(i, md && md->is_object() ? &md->get_object() : nullptr, list_name);
-    };
-    auto item = object_from_protobuf(env, s, api_version, kind);
-    if (!item) {
-      failure = from_codec(item.error(), context());
+    const codec::envelope item_env{.api_version = api_version, .kind = kind, .raw = f.bytes};
+    const std::size_t i = index++;
+    // The key, for the report, from the metadata alone (which may decode when the rest does not).
+    auto fail = [&](auto&& error) {
+      auto md = codec::metadata_to_json(item_env);
+      std::string key = item_key(md && md->is_object() ? &md->get_object() : nullptr);
+      auto e = error(item_context(i, key, list_name));
+      if (skip_item(out, std::move(key), e)) return true;
+      failure = std::move(e);
       return false;
-    }
+    };
+    auto item = object_from_protobuf(item_env, s, api_version, kind);
+    if (!item) return fail([&](const std::string& context) { return from_codec(item.error(), context); });
     auto obj = build(*item, s, "");
     if (!obj) {
-      failure = informer::error{obj.error().code(), context() + obj.error().detail()};
-      return false;
+      return fail([&](const std::string& context) {
+        return informer::error{obj.error().code(), context + obj.error().detail()};
+      });
     }
     out.items.push_back(std::move(*obj));
     return true;
