@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <atomic>
 #include <chrono>
@@ -116,17 +117,75 @@ std::string unrelated_ca_pem() {
   return pem;
 }
 
+// A certificate and its key, made here: a CA (signing others) or a server certificate for
+// 127.0.0.1. `issuer` null: self-signed.
+struct test_cert {
+  std::shared_ptr<EVP_PKEY> key;
+  std::shared_ptr<X509> cert;
+
+  static test_cert make(const char* cn, bool ca, const test_cert* issuer) {
+    test_cert out{std::shared_ptr<EVP_PKEY>(EVP_EC_gen("P-256"), EVP_PKEY_free),
+                  std::shared_ptr<X509>(X509_new(), X509_free)};
+    X509* x = out.cert.get();
+    X509_set_version(x, 2);
+    static long serial = 100;
+    ASN1_INTEGER_set(X509_get_serialNumber(x), ++serial);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, out.key.get());
+    X509_NAME* name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+    X509_set_issuer_name(x, issuer != nullptr ? X509_get_subject_name(issuer->cert.get()) : name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer != nullptr ? issuer->cert.get() : x, x, nullptr, nullptr, 0);
+    const auto extend = [&](int nid, const char* value) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+      X509_add_ext(x, ext, -1);
+      X509_EXTENSION_free(ext);
+    };
+    extend(NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+    extend(NID_key_usage, ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+    if (!ca) extend(NID_subject_alt_name, "IP:127.0.0.1");
+    X509_sign(x, issuer != nullptr ? issuer->key.get() : out.key.get(), EVP_sha256());
+    return out;
+  }
+  std::string cert_pem() const {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    PEM_write_bio_X509(bio.get(), cert.get());
+    return drain(bio.get());
+  }
+  std::string key_pem() const {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+    return drain(bio.get());
+  }
+
+private:
+  static std::string drain(BIO* bio) {
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    return std::string(data, static_cast<std::size_t>(n));
+  }
+};
+
 // A scripted HTTPS server on loopback with the apiserver's certificate (valid for 127.0.0.1,
-// signed by the control plane's CA). `respond(request, index)` answers the index-th request;
-// nullopt means: never answer (the connection stays open until the client leaves).
+// signed by the control plane's CA), or the given chain and key. `respond(request, index)`
+// answers the index-th request; nullopt means: never answer (the connection stays open until the
+// client leaves).
 class fake_server {
 public:
   using response = http::response<http::string_body>;
   using responder = std::function<std::optional<response>(const http::request<http::string_body>&, int)>;
 
-  explicit fake_server(responder respond) : respond_(std::move(respond)) {
-    tls_.use_certificate_chain_file((cluster->dir() / "apiserver.crt").string());
-    tls_.use_private_key_file((cluster->dir() / "apiserver.key").string(), asio::ssl::context::pem);
+  explicit fake_server(responder respond, const std::string& chain_pem = {}, const std::string& key_pem = {})
+      : respond_(std::move(respond)) {
+    if (chain_pem.empty()) {
+      tls_.use_certificate_chain_file((cluster->dir() / "apiserver.crt").string());
+      tls_.use_private_key_file((cluster->dir() / "apiserver.key").string(), asio::ssl::context::pem);
+    } else {
+      tls_.use_certificate_chain(asio::buffer(chain_pem));
+      tls_.use_private_key(asio::buffer(key_pem), asio::ssl::context::pem);
+    }
     acceptor_.open(asio::ip::tcp::v4());
     acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
     acceptor_.listen();
@@ -289,6 +348,33 @@ BOOST_AUTO_TEST_CASE(unrelated_ca_fails_the_handshake) {
   BOOST_TEST(contains(e.what(), cluster->apiserver_url()), e.what());
   BOOST_TEST(r.status_code == 0u);
   BOOST_TEST(client.stats().requests_sent == 0u);  // nothing, not even the token, went out
+}
+
+BOOST_AUTO_TEST_CASE(an_intermediate_ca_is_a_trust_anchor) {
+  // As Go's verifier, which takes any certificate of the CA pool as an anchor: a CA file holding
+  // only the intermediate that signed the server's certificate verifies it (OpenSSL's partial
+  // chain), as does the root; an unrelated CA does not.
+  const auto root = test_cert::make("test-root", true, nullptr);
+  const auto intermediate = test_cert::make("test-intermediate", true, &root);
+  const auto leaf = test_cert::make("test-server", false, &intermediate);
+  fake_server server([](const auto&, int) { return answer(http::status::ok, R"({"kind":"Status"})"); },
+                     leaf.cert_pem() + intermediate.cert_pem(), leaf.key_pem());
+  io_threads io;
+  const auto get_with_ca = [&](const std::string& ca) {
+    auto config = fake_config(server);
+    config.tls.ca_file.clear();
+    config.tls.ca_data = ca;
+    auto client = make_client(io, config);
+    return get(client, "/version");
+  };
+  auto [e1, r1] = get_with_ca(intermediate.cert_pem());
+  BOOST_TEST(!e1, e1.what());
+  BOOST_TEST(r1.status_code == 200u);
+  auto [e2, r2] = get_with_ca(root.cert_pem());
+  BOOST_TEST(!e2, e2.what());
+  auto [e3, r3] = get_with_ca(unrelated_ca_pem());
+  BOOST_TEST(contains(e3.what(), "certificate verify failed"), e3.what());
+  BOOST_TEST(server.requests() == 2);
 }
 
 BOOST_AUTO_TEST_CASE(server_name_is_checked) {

@@ -5,7 +5,8 @@
 // throttling and Kubernetes' error bodies, not resources.
 //
 // - TLS (OpenSSL through Boost.Asio): the server's certificate is verified against the configured
-//   CA (or the system's trust store) and its name against the URL's host or `tls.server_name`
+//   CA (each of its certificates is a trust anchor, an intermediate too, as in Go's verifier) or
+//   the system's trust store, and its name against the URL's host or `tls.server_name`
 //   (DNS name or IP address), unless `insecure_skip_tls_verify` is set; TLS 1.2 at least. Client
 //   certificates and bearer tokens (fixed or from a file re-read on change) authenticate.
 // - Connections are kept alive and reused: idle ones wait in a small pool per client (closed ones

@@ -111,6 +111,9 @@ detailed_result<ssl::context> make_tls_context(const rest_config& config) {
         tls.set_default_verify_paths(ec);
       } else {
         tls.add_certificate_authority(asio::buffer(pem->ca), ec);
+        // Every certificate of the configured CA is a trust anchor, an intermediate too, as in
+        // Go's verifier (OpenSSL otherwise insists on reaching a self-signed root).
+        X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(tls.native_handle()), X509_V_FLAG_PARTIAL_CHAIN);
       }
     }
   }
