@@ -1,5 +1,7 @@
 #include "informer/client/reflector.hpp"
 
+#include "informer/core/log.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -67,6 +69,12 @@ struct reflector::loop {
   }
 
   void report(const informer::error& e) {
+    if (log_enabled(log_level::warning)) {
+      // Led by the reflector's name ("pods in default: ..."), which some details start with.
+      const auto& name = options().name;
+      log(log_level::warning, "reflector",
+          e.detail().starts_with(name) ? e.detail() + " (" + e.code().message() + ")" : name + ": " + e.what());
+    }
     if (options().metrics.on_error) options().metrics.on_error(e);
     std::function<void(const informer::error&)> handler;
     {
@@ -176,7 +184,13 @@ struct reflector::loop {
     }
     resource_version_unavailable = false;
     set_last(list_rv);
-    if (options().metrics.on_list) options().metrics.on_list(count, std::chrono::steady_clock::now() - started);
+    const auto took = std::chrono::steady_clock::now() - started;
+    if (log_enabled(log_level::info)) {
+      log(log_level::info, "reflector",
+          options().name + ": listed " + std::to_string(count) + " objects at resourceVersion " + list_rv + " in " +
+              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) + " ms");
+    }
+    if (options().metrics.on_list) options().metrics.on_list(count, took);
     co_return informer::error{};
   }
 
@@ -311,6 +325,11 @@ struct reflector::loop {
 
   // Waits `delay` unless stopped first; false when stopped.
   asio::awaitable<bool> wait(std::chrono::nanoseconds delay) {
+    if (log_enabled(log_level::info)) {
+      log(log_level::info, "reflector",
+          options().name + ": trying again in " +
+              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(delay).count()) + " ms");
+    }
     if (options().metrics.on_backoff) options().metrics.on_backoff(delay);
     timer.expires_after(delay);
     co_await timer.async_wait(awaitable_tuple);

@@ -1,5 +1,6 @@
 #include "informer/client/shared_informer.hpp"
 
+#include "informer/core/log.hpp"
 #include "informer/core/mutex.hpp"
 
 #include <boost/asio/post.hpp>
@@ -33,6 +34,18 @@ std::atomic<std::uint64_t> next_registration_id{1};
 
 void report(const std::function<void(const handler_failure&)>& hook, std::uint64_t id, std::string_view stage,
             std::exception_ptr error) {
+  if (log_enabled(log_level::error)) {
+    std::string what = "an exception that is not a std::exception";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log(log_level::error, "shared_informer",
+        std::string(stage) + (id != 0 ? " of handler registration " + std::to_string(id) : std::string()) +
+            " threw: " + what);
+  }
   if (!hook) return;
   try {
     hook(handler_failure{id, stage, std::move(error)});

@@ -2,6 +2,7 @@
 
 #include "informer/core/field_selector.hpp"
 #include "informer/core/label_selector.hpp"
+#include "informer/core/log.hpp"
 #include "informer/core/mutex.hpp"
 
 #include "core/detail/async_completion.hpp"
@@ -48,6 +49,11 @@ struct source::shared {
       return std::move(*obj);
     }
     failures.fetch_add(1, std::memory_order_relaxed);
+    if (log_enabled(log_level::warning)) {
+      log(log_level::warning, "etcd",
+          "cannot decode " + kv.key + " (mod_revision " + std::to_string(kv.mod_revision) + "): " + obj.error().what() +
+              "; treated as absent");
+    }
     if (on_decode_error) {
       on_decode_error(decode_failure{.key = kv.key, .mod_revision = kv.mod_revision, .error = obj.error()});
     }

@@ -4,6 +4,7 @@
 // etcd compaction with tombstones; a restarted API server; 401/403/TLS failures reported without
 // a tight loop; metadata-only informers.
 #include "informer/apiserver/lister_watcher.hpp"
+#include "informer/core/log.hpp"
 
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
@@ -760,12 +761,54 @@ constexpr std::size_t max_attempts = 4;
 
 }  // namespace
 
+namespace {
+
+// The SDK's log lines while it lives (the logger restored after).
+struct log_capture {
+  log_capture() : level(informer::get_log_level()) {
+    informer::set_log_level(informer::log_level::info);
+    sink = informer::set_log_sink([this](const informer::log_record& r) {
+      std::lock_guard lock(mutex);
+      lines.push_back(std::string(r.component) + ": " + std::string(r.message));
+    });
+  }
+  ~log_capture() {
+    informer::set_log_sink(sink);
+    informer::set_log_level(level);
+  }
+  std::vector<std::string> taken() {
+    std::lock_guard lock(mutex);
+    return lines;
+  }
+  // The lines mentioning `text`, none of which may hold `secret`.
+  std::vector<std::string> lines_with(const std::string& text, const std::string& secret) {
+    std::vector<std::string> out;
+    for (const auto& line : taken()) {
+      BOOST_TEST(line.find(secret) == std::string::npos, "a log line holds the token: " << line);
+      if (line.find(text) != std::string::npos) out.push_back(line);
+    }
+    return out;
+  }
+  informer::log_level level;
+  informer::log_sink sink;
+  std::mutex mutex;
+  std::vector<std::string> lines;
+};
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(wrong_token_is_reported_with_backoff) {
   io_threads io;
   auto config = admin_config();
   config.bearer_token = "not-a-valid-token";
   auto client = make_client(io, config);
+  log_capture logs;
   auto errors = failures_over(make_source(client, informer::parse_resource("pods").value()), failure_window);
+  // Readable in the log, without the token.
+  const auto logged = logs.lines_with("Unauthorized", config.bearer_token);
+  BOOST_TEST(logged.size() == errors.size());
+  if (!logged.empty()) BOOST_TEST_MESSAGE("logged: " << logged.front());
+  for (const auto& line : logged) BOOST_TEST(line.find("GET https://") != std::string::npos, line);
   BOOST_TEST_MESSAGE("401: " << (errors.empty() ? std::string("none") : errors.front().what()));
   BOOST_TEST(errors.size() >= 2u);
   BOOST_TEST(errors.size() <= max_attempts);
@@ -778,8 +821,12 @@ BOOST_AUTO_TEST_CASE(rbac_denial_is_reported_with_backoff) {
   auto config = admin_config();
   config.bearer_token = cluster->user_token();
   auto client = make_client(io, config);
+  log_capture logs;
   auto errors = failures_over(
       make_source(client, informer::parse_resource("apps/v1/deployments").value(), {.ns = "default"}), failure_window);
+  const auto logged = logs.lines_with("deployments.apps is forbidden", config.bearer_token);
+  BOOST_TEST(logged.size() == errors.size());
+  if (!logged.empty()) BOOST_TEST_MESSAGE("logged: " << logged.front());
   BOOST_TEST_MESSAGE("403: " << (errors.empty() ? std::string("none") : errors.front().what()));
   BOOST_TEST(errors.size() >= 2u);
   BOOST_TEST(errors.size() <= max_attempts);
