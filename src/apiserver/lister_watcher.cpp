@@ -4,6 +4,7 @@
 #include "core/detail/async_completion.hpp"
 #include "informer/apiserver/resource_path.hpp"
 #include "informer/codec/protobuf.hpp"
+#include "informer/core/log.hpp"
 
 #include <boost/asio/error.hpp>
 #include <boost/beast/http/field.hpp>
@@ -26,9 +27,25 @@ struct apiserver_lister_watcher::state {
   std::string path;  // the collection
   std::string list_accept;
   std::string watch_accept;
+  // Set once protobuf brought a field the compiled schemas lack: from then on, JSON only.
+  std::shared_ptr<std::atomic<bool>> json_only;
+  std::string json_list_accept;
+  std::string json_watch_accept;
+
+  const std::string& list_accept_now() const { return json_only->load() ? json_list_accept : list_accept; }
+  const std::string& watch_accept_now() const { return json_only->load() ? json_watch_accept : watch_accept; }
 };
 
 namespace {
+
+// After a decoding failure `e`: when protobuf lacked a field, switch the source to JSON for good
+// (saying so once), so that the relist that follows reads every field.
+void fall_back_to_json_on_unknown_fields(const std::shared_ptr<std::atomic<bool>>& json_only, const resource& res,
+                                         const informer::error& e) {
+  if (e.code() != make_error_code(codec::errc::unknown_field) || json_only->exchange(true)) return;
+  log(log_level::warning, "apiserver_lister_watcher",
+      to_string(res) + ": " + e.detail() + "; reading it as JSON from now on (the protobuf schemas are 1.20's)");
+}
 
 constexpr std::string_view json_media = "application/json";
 constexpr std::string_view protobuf_media = "application/vnd.kubernetes.protobuf";
@@ -71,8 +88,12 @@ public:
   using next_completion = detail::async_completion<watch_stream::next_signature>;
 
   watch_core(std::shared_ptr<http_stream> http, bool protobuf, const detail::decode_settings& settings,
-             asio::any_io_executor executor)
-      : http_(std::move(http)), decoder_(protobuf, settings), executor_(std::move(executor)) {}
+             std::shared_ptr<std::atomic<bool>> json_only, asio::any_io_executor executor)
+      : http_(std::move(http)),
+        decoder_(protobuf, settings),
+        res_(settings.res),
+        json_only_(std::move(json_only)),
+        executor_(std::move(executor)) {}
 
   ~watch_core() { http_->cancel(); }
 
@@ -134,6 +155,7 @@ private:
         auto event = decoder_.next();
         if (!event) {
           final_ = event.error();  // after the events decoded before it
+          fall_back_to_json_on_unknown_fields(json_only_, res_, final_);
           return;
         }
         if (!*event) return;
@@ -153,6 +175,8 @@ private:
 
   const std::shared_ptr<http_stream> http_;
   detail::watch_decoder decoder_;
+  const resource res_;
+  const std::shared_ptr<std::atomic<bool>> json_only_;
   std::deque<watch_event> ready_;  // decoded, not yet handed out
   informer::error final_;          // ends the stream once ready_ is drained
   const asio::any_io_executor executor_;
@@ -196,6 +220,8 @@ detailed_result<std::shared_ptr<apiserver_lister_watcher>> apiserver_lister_watc
           "metadata_only): " +
           known.error().what());
   }
+  auto as_json = options;
+  as_json.encoding = wire_encoding::json;
   auto s = std::make_shared<state>(state{
       .client = std::move(client),
       .res = res,
@@ -207,6 +233,9 @@ detailed_result<std::shared_ptr<apiserver_lister_watcher>> apiserver_lister_watc
       .path = resource_path(res, options.ns),
       .list_accept = list_accept(options),
       .watch_accept = watch_accept(options),
+      .json_only = std::make_shared<std::atomic<bool>>(false),
+      .json_list_accept = list_accept(as_json),
+      .json_watch_accept = watch_accept(as_json),
   });
   return std::make_shared<apiserver_lister_watcher>(passkey{}, std::move(s));
 }
@@ -224,7 +253,7 @@ void apiserver_lister_watcher::list_impl(list_options o, asio::any_completion_ha
   auto op = detail::async_completion<list_signature>::create(std::move(handler), state_->client.get_executor());
   op->cancel_with({asio::error::operation_aborted, "listing " + to_string(state_->res) + ": cancelled"}, {});
   http::fields headers;
-  headers.set(http::field::accept, state_->list_accept);
+  headers.set(http::field::accept, state_->list_accept_now());
   auto client = state_->client;
   client.async_request(
       http::verb::get, std::move(target), std::move(headers), {}, http_request_options{.list = true},
@@ -237,6 +266,7 @@ void apiserver_lister_watcher::list_impl(list_options o, asio::any_completion_ha
         try {
           auto list = detail::decode_list(r.headers[http::field::content_type], r.body, st->decode);
           if (!list) {
+            fall_back_to_json_on_unknown_fields(st->json_only, st->res, list.error());
             op->complete(list.error(), {});
             return;
           }
@@ -258,7 +288,7 @@ void apiserver_lister_watcher::watch_impl(watch_options o, asio::any_completion_
   auto op = detail::async_completion<watch_signature>::create(std::move(handler), state_->client.get_executor());
   op->cancel_with({asio::error::operation_aborted, "watching " + to_string(state_->res) + ": cancelled"}, nullptr);
   http::fields headers;
-  headers.set(http::field::accept, state_->watch_accept);
+  headers.set(http::field::accept, state_->watch_accept_now());
   auto client = state_->client;
   client.async_open_stream(
       std::move(target), std::move(headers), [st = state_, op](informer::error e, std::shared_ptr<http_stream> s) {
@@ -268,7 +298,7 @@ void apiserver_lister_watcher::watch_impl(watch_options o, asio::any_completion_
         }
         const bool protobuf = detail::is_protobuf(s->response().headers[http::field::content_type]);
         auto stream = std::make_shared<apiserver_watch_stream>(
-            std::make_shared<watch_core>(std::move(s), protobuf, st->decode, st->client.get_executor()));
+            std::make_shared<watch_core>(std::move(s), protobuf, st->decode, st->json_only, st->client.get_executor()));
         op->complete({}, std::move(stream));  // if cancelled meanwhile, dropping it closes the connection
       });
 }

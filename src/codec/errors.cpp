@@ -21,6 +21,7 @@ public:
       case errc::unknown_kind: return "no protobuf schema for this kind";
       case errc::schemas_unavailable: return "built without the Kubernetes protobuf schemas";
       case errc::unsupported: return "value not supported by the codec";
+      case errc::unknown_field: return "field unknown to the compiled schemas";
     }
     return "unknown codec error";
   }

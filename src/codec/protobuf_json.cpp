@@ -99,6 +99,16 @@ public:
     if (!wire.parse(bytes, ctx)) {
       return false;
     }
+    // Rendering only the known fields would drop the others without a word (and a client writing
+    // the object back would erase them): fail instead, so the caller can read it as JSON.
+    auto known = m.known_numbers.begin();
+    for (const auto& w : wire.all()) {
+      while (known != m.known_numbers.end() && *known < w.number) ++known;
+      if (known == m.known_numbers.end() || *known != w.number) {
+        return ctx.fail(errc::unknown_field, m.descriptor->full_name() + " has a field " + std::to_string(w.number) +
+                                                 " that the compiled Kubernetes 1.20 schemas lack (a newer server?)");
+      }
+    }
     for (const auto& f : m.fields) {
       if (!field(f, wire, out, top)) {
         return false;

@@ -8,6 +8,7 @@
 #include <google/protobuf/descriptor.pb.h>
 #endif
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 
@@ -202,6 +203,11 @@ detailed_result<const schema*> schema::load() {
       }
       current->fields.push_back(std::move(f));
     }
+  }
+  for (auto& [name, plan] : s->plans_) {
+    for (int i = 0; i < plan->descriptor->field_count(); ++i)
+      plan->known_numbers.push_back(static_cast<std::uint32_t>(plan->descriptor->field(i)->number()));
+    std::sort(plan->known_numbers.begin(), plan->known_numbers.end());
   }
   s->type_meta_ = s->find(std::string(meta_v1) + ".TypeMeta");
   if (s->type_meta_ == nullptr || s->packages_.empty()) {

@@ -255,6 +255,18 @@ BOOST_AUTO_TEST_CASE(an_undecodable_protobuf_list_item_is_skipped_by_key,
   BOOST_TEST(list->skipped[0].error.detail().starts_with("item 1 (default/b) of the protobuf list of configmaps"),
              list->skipped[0].error.detail());
 
+  // An item with a field the schemas lack is not skipped: the page fails with the codec's code, so
+  // that the source reads the list as JSON instead.
+  const std::string newer = field(1, field(2, "31")) + field(2, configmap_message("a", "30")) +
+                            field(2, configmap_message("n", "31") + field_varint(9, 1));
+  auto from_newer =
+      decode_list("application/vnd.kubernetes.protobuf",
+                  codec::wrap_envelope({.api_version = "v1", .kind = "ConfigMapList", .raw = newer}), settings());
+  BOOST_TEST_REQUIRE(from_newer.has_error());
+  BOOST_TEST((from_newer.error().code() == codec::errc::unknown_field));
+  BOOST_TEST(from_newer.error().detail().starts_with("item 1 (default/n) of the protobuf list of configmaps"),
+             from_newer.error().detail());
+
   // An item whose metadata does not decode either cannot be keyed: the page fails.
   const std::string unkeyed = field(1, field(2, "31")) + field(2, configmap_message("a", "30")) +
                               field(2, field(1, field_varint(1, 5)) + field_varint(2, 5));

@@ -21,7 +21,12 @@
 // decoded). Objects compare equal either way (codec/protobuf.hpp). With `metadata_only` the server
 // sends PartialObjectMetadata (client-go's metadata informer): objects hold only kind, apiVersion
 // (the resource's, not PartialObjectMetadata's) and metadata; this works for every resource, in
-// either encoding, and needs no protobuf schemas.
+// either encoding, and needs no protobuf schemas. The compiled schemas are Kubernetes 1.20's: an
+// object from a newer server may carry protobuf fields they lack, which would be lost without a
+// word (and erased by a client writing the object back). So the first such field fails its list
+// page or ends its watch (`codec::errc::unknown_field`, naming the message and field number), is
+// logged once, and the source asks for JSON from then on: the relist that follows reads every
+// field. The cache never holds an object missing fields.
 //
 // Errors (`informer::error`): those of `http_client` (a non-2xx answer through its Status: 401 ->
 // errc::unauthorized, 403 -> forbidden, 410 -> expired, ...; transport and TLS failures keep their

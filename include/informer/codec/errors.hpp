@@ -32,6 +32,7 @@ enum class errc {
   unknown_kind,         ///< no protobuf schema for this apiVersion/kind (or message name)
   schemas_unavailable,  ///< built without the Kubernetes schemas (INFORMER_KUBERNETES_PROTO=OFF)
   unsupported,          ///< a value the codec cannot render as Kubernetes renders it
+  unknown_field,        ///< a field number the compiled schemas lack (an object from a newer server)
 };
 
 /// The category of `codec::errc`; its name is "informer.codec".

@@ -28,6 +28,9 @@ informer::error malformed(std::string what) { return {errc::malformed_response, 
 
 // A codec error as the lister-watcher reports it: oversize frames keep their meaning.
 informer::error from_codec(const informer::error& e, std::string_view context) {
+  // An unknown field keeps its code: the source then reads the resource as JSON instead.
+  if (e.code() == make_error_code(codec::errc::unknown_field))
+    return {e.code(), std::string(context) + ": " + e.detail()};
   const bool too_large = e.code() == make_error_code(codec::errc::frame_too_large);
   return {too_large ? errc::object_too_large : errc::malformed_response, std::string(context) + ": " + e.what()};
 }
@@ -80,9 +83,10 @@ std::string item_context(std::size_t index, const std::string& key, std::string_
 }
 
 // An item that cannot be decoded is left out of the page when its key is known (the reflector
-// keeps its cached state); without a key nothing could protect it, so the page fails.
+// keeps its cached state); without a key nothing could protect it, so the page fails. So does an
+// item with fields the schemas lack: read as JSON, it would decode.
 bool skip_item(object_list& page, std::string key, informer::error e) {
-  if (key.empty()) return false;
+  if (key.empty() || e.code() == make_error_code(codec::errc::unknown_field)) return false;
   page.skipped.push_back(skipped_item{.key = std::move(key), .error = std::move(e)});
   return true;
 }

@@ -75,6 +75,9 @@ struct message_plan {
   const google::protobuf::Descriptor* descriptor = nullptr;
   special kind = special::unsupported;
   std::vector<field_plan> fields;  ///< in Go struct order
+  /// Every field number of the protobuf message, ascending: a number on the wire that is not here
+  /// belongs to a newer schema.
+  std::vector<std::uint32_t> known_numbers;
   /// apiextensions JSONSchemaPropsOr*: the plan of JSONSchemaProps.
   const message_plan* schema_props = nullptr;
 };

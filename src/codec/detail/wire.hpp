@@ -94,6 +94,8 @@ class message_fields {
 public:
   /// Parses `data`; false with `ctx` failed on bad data.
   bool parse(std::string_view data, decode_context& ctx);
+  /// Every field, by ascending number (occurrences of one number in wire order).
+  std::span<const wire_field> all() const noexcept { return fields_; }
   /// The occurrences of field `number` (empty when absent).
   std::span<const wire_field> get(std::uint32_t number) const noexcept;
   /// The last occurrence of `number` (protobuf: the last one wins), or nullptr.
