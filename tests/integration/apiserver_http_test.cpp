@@ -5,6 +5,9 @@
 #include "control_plane.hpp"
 #include "io_threads.hpp"
 #include "informer/apiserver/kubeconfig.hpp"
+#include "informer/apiserver/lister_watcher.hpp"
+#include "informer/client/shared_informer.hpp"
+#include "informer/codec/protobuf.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -30,6 +33,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -635,6 +639,91 @@ BOOST_AUTO_TEST_CASE(connection_refused_names_the_url) {
   BOOST_TEST_MESSAGE("refused: " << e.what());
   BOOST_TEST(e.code() == asio::error::connection_refused, e.what());
   BOOST_TEST(contains(e.what(), config.server + "/version"), e.what());
+}
+
+namespace {
+
+std::string pb_varint(std::uint64_t v) {
+  std::string out;
+  for (; v >= 0x80; v >>= 7) out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+  out.push_back(static_cast<char>(v));
+  return out;
+}
+std::string pb_bytes(std::uint32_t number, std::string_view bytes) {
+  return pb_varint(std::uint64_t{number} << 3 | 2) + pb_varint(bytes.size()) + std::string(bytes);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(protobuf_with_fields_the_schemas_lack_falls_back_to_json) {
+  // A ConfigMap read from the real server, as protobuf and as JSON. The scripted server plays a
+  // newer Kubernetes: its protobuf carries a field (99) the compiled schemas lack. The informer
+  // must not cache the object without it: the page fails, the source switches to JSON, and the
+  // relist brings the whole object.
+  io_threads io;
+  auto real = make_client(io, admin_config());
+  const std::string name = "newer-" + std::to_string(std::random_device{}() % 100000);
+  auto [ce, created] = request(real, http::verb::post, "/api/v1/namespaces/default/configmaps",
+                               R"({"metadata":{"name":")" + name + R"("},"data":{"k":"v"}})");
+  BOOST_TEST_REQUIRE(!ce, ce.what());
+  http::fields as_protobuf;
+  as_protobuf.set(http::field::accept, "application/vnd.kubernetes.protobuf");
+  auto f = real.async_request(http::verb::get, "/api/v1/namespaces/default/configmaps/" + name, as_protobuf, {},
+                              asio::use_future);
+  auto [pe, pb] = f.get();
+  BOOST_TEST_REQUIRE(!pe, pe.what());
+  auto env = informer::codec::unwrap_envelope(pb.body);
+  BOOST_TEST_REQUIRE(env.has_value(), env.error().what());
+  const std::string item = std::string(env->raw) + pb_varint(99 << 3) + pb_varint(1);
+  const std::string protobuf_list = informer::codec::wrap_envelope(
+      {.api_version = "v1", .kind = "ConfigMapList", .raw = pb_bytes(1, pb_bytes(2, "1000")) + pb_bytes(2, item)});
+  const std::string json_list =
+      R"({"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"1000"},"items":[)" + created.body +
+      "]}";
+
+  std::mutex accepts_mutex;
+  std::vector<std::string> list_accepts;
+  fake_server server([&](const http::request<http::string_body>& req, int) -> std::optional<fake_server::response> {
+    if (req.target().find("watch=1") != std::string_view::npos) return std::nullopt;  // a quiet watch
+    const std::string accept(req[http::field::accept]);
+    {
+      std::lock_guard lock(accepts_mutex);
+      list_accepts.push_back(accept);
+    }
+    if (!accept.starts_with("application/vnd.kubernetes.protobuf")) return answer(http::status::ok, json_list);
+    auto r = answer(http::status::ok, protobuf_list);
+    r.set(http::field::content_type, "application/vnd.kubernetes.protobuf");
+    return r;
+  });
+  auto client = make_client(io, fake_config(server));
+  auto lw =
+      informer::apiserver_lister_watcher::create(client, informer::parse_resource("configmaps").value(),
+                                                 {.ns = "default", .encoding = informer::wire_encoding::protobuf});
+  BOOST_TEST_REQUIRE(lw.has_value(), lw.error().what());
+  std::mutex errors_mutex;
+  std::vector<informer::error> errors;
+  informer::shared_informer_options o;
+  o.watch_error_handler = [&](const informer::error& e) {
+    std::lock_guard lock(errors_mutex);
+    errors.push_back(e);
+  };
+  o.reflector.backoff = {.initial = 50ms, .max = 1s, .factor = 2.0, .jitter = 0.0, .reset_after = 1min};
+  auto inf = informer::shared_informer::create(*lw, std::move(o));
+  inf->run();
+  BOOST_TEST_REQUIRE(informer::wait_for_cache_sync({inf}, 20s));
+  auto cached = inf->lister().get("default", name);
+  BOOST_TEST_REQUIRE(cached != nullptr);
+  BOOST_TEST(cached->to_json() == informer::object::parse(created.body).value()->to_json());
+  inf->stop();
+  std::lock_guard lock(accepts_mutex);
+  BOOST_TEST_REQUIRE(list_accepts.size() == 2u);
+  BOOST_TEST(list_accepts[0].starts_with("application/vnd.kubernetes.protobuf"), list_accepts[0]);
+  BOOST_TEST(list_accepts[1] == "application/json");
+  std::lock_guard errors_lock(errors_mutex);
+  BOOST_TEST_REQUIRE(errors.size() == 1u);
+  BOOST_TEST((errors[0].code() == informer::codec::errc::unknown_field), errors[0].what());
+  BOOST_TEST(contains(errors[0].detail(), "k8s.io.api.core.v1.ConfigMap has a field 99"), errors[0].detail());
+  request(real, http::verb::delete_, "/api/v1/namespaces/default/configmaps/" + name);
 }
 
 BOOST_AUTO_TEST_CASE(invalid_configs_are_refused_at_create) {
