@@ -128,8 +128,9 @@ std::vector<api_resource> parse_resource_list(const json::object& list, std::str
     if (r.singular.empty()) r.singular = lower(r.res.kind);
     out.push_back(std::move(r));
   }
-  for (auto& [parent, sub] : subs) {
-    const auto it = std::ranges::find_if(out, [&](const api_resource& r) { return r.res.plural == parent; });
+  for (auto& entry : subs) {
+    auto& sub = entry.second;
+    const auto it = std::ranges::find_if(out, [&](const api_resource& r) { return r.res.plural == entry.first; });
     if (it == out.end()) continue;
     // Only a group-less answer means "the parent's group-version".
     if (sub.group.empty() && sub.version.empty()) {

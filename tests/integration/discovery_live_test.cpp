@@ -207,7 +207,8 @@ BOOST_AUTO_TEST_CASE(an_unavailable_aggregated_api_is_reported) {
   discovery_client::snapshot_ptr snap;
   for (;;) {
     snap = ok(wait(discovery.async_refresh(asio::use_future)));
-    if (!snap->failures.empty()) break;
+    // The aggregator lists the APIService a moment before it proxies to it (404 meanwhile).
+    if (!snap->failures.empty() && snap->failures[0].error.code() != make_error_code(errc::not_found)) break;
     BOOST_TEST_REQUIRE((std::chrono::steady_clock::now() < deadline), "no group-version failed");
     std::this_thread::sleep_for(200ms);
   }
