@@ -81,7 +81,7 @@ private:
     if (target == "/apis") {
       json::array groups{group("apps", {"v1"}, "v1"),
                          group("events.k8s.io", {"v1", "v1beta1"}, "v1"),
-                         group("batch", {"v1", "v1beta1"}, "v1"),
+                         group("batch", {"v1beta1", "v1"}, "v1"),  // listed second, yet preferred
                          group("policy", {"v1", "v1beta1"}, "v1"),
                          group("metrics.k8s.io", {"v1beta1"}, "v1beta1"),
                          group("example.com", {"v1"}, "v1")};
