@@ -133,8 +133,8 @@ std::string_view name_of(const json::value& body) {
 
 }  // namespace
 
-rest_client::rest_client(http_client http, resource r, std::string ns)
-    : http_(std::move(http)), resource_(std::move(r)), ns_(std::move(ns)) {}
+rest_client::rest_client(http_client http, resource r, std::string ns, rest_client_options options)
+    : http_(std::move(http)), resource_(std::move(r)), ns_(std::move(ns)), options_(std::move(options)) {}
 
 detailed_result<std::string> rest_client::object_path(std::string_view name, std::string_view subresource) const {
   if (name.empty()) return informer::error{errc::invalid_argument, "no object name given for " + to_string(resource_)};
@@ -233,7 +233,7 @@ rest_client::request rest_client::evict_request(std::string_view pod, const dele
   if (!path) return path.error();
   // Dry run travels in the Eviction's deleteOptions, which every server version reads.
   json::object eviction{
-      {"apiVersion", "policy/v1beta1"},
+      {"apiVersion", options_.eviction_api_version},
       {"kind", "Eviction"},
       {"metadata", {{"name", pod}, {"namespace", ns_}}},
   };

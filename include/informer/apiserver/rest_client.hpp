@@ -166,6 +166,14 @@ struct conflict_retry_options {
 /// too, as errc::api_error with its text).
 using mutation_function = std::function<detailed_result<boost::json::value>(const object& current)>;
 
+/// Settings of a rest_client that the server decides.
+struct rest_client_options {
+  /// The apiVersion of the Eviction `async_evict` posts: what the server takes at pods/eviction,
+  /// `discovery_snapshot::eviction_api_version()` ("policy/v1" from Kubernetes 1.22; 1.25 serves
+  /// nothing else). The default is what every server up to 1.24 takes.
+  std::string eviction_api_version = "policy/v1beta1";
+};
+
 namespace detail {
 /// One request as an operation builds it (method, path and query, body); internal.
 struct rest_request {
@@ -186,7 +194,7 @@ public:
 
   /// Operations on `r` in namespace `ns` (ignored for cluster-scoped resources; "" on a namespaced
   /// resource allows only lists, across all namespaces).
-  rest_client(http_client http, resource r, std::string ns = {});
+  rest_client(http_client http, resource r, std::string ns = {}, rest_client_options options = {});
 
   const resource& get_resource() const noexcept { return resource_; }
   const std::string& ns() const noexcept { return ns_; }
@@ -262,8 +270,9 @@ public:
     return initiate<status_signature>(bind_request(pod, node, options), std::forward<CompletionToken>(token));
   }
 
-  /// POST a policy/v1beta1 Eviction of pod `pod`: a delete (with `options`) that honours
-  /// PodDisruptionBudgets. Completes with the server's Status. Pods only.
+  /// POST an Eviction of pod `pod` (of `rest_client_options::eviction_api_version`, policy/v1beta1
+  /// unless told): a delete (with `options`) that honours PodDisruptionBudgets. Completes with the
+  /// server's Status. Pods only.
   /// errc::too_many_requests when a budget forbids it now (see the file comment on 429).
   template <class CompletionToken>
   auto async_evict(std::string_view pod, const delete_options& options, CompletionToken&& token) const {
@@ -321,6 +330,7 @@ private:
   http_client http_;
   resource resource_;
   std::string ns_;
+  rest_client_options options_;
 };
 
 }  // namespace informer

@@ -10,8 +10,12 @@
 //   informer::resource crontabs{.group = "stable.example.com", .version = "v1",
 //                               .plural = "crontabs", .kind = "CronTab"};  // a custom resource
 //
-// The built-in table covers the kinds of Kubernetes 1.20 a controller commonly watches; any other
-// resource (custom resources above all) is described by filling the struct.
+// The built-in table covers the kinds of Kubernetes 1.20 a controller commonly watches, at 1.20's
+// versions: some are no longer served by current servers (batch/v1beta1 cronjobs, policy/v1beta1
+// poddisruptionbudgets, discovery.k8s.io/v1beta1 endpointslices were removed in 1.25/1.26). Against
+// a live server, resolve names through its discovery documents instead (apiserver/rest_mapper.hpp:
+// the server's preferred versions, short names, kinds and custom resources); the table is the
+// mapper's offline fallback. Any other resource is described by filling the struct.
 //
 // Thread safety: plain values and pure functions.
 #pragma once
