@@ -68,11 +68,12 @@ struct reflector::loop {
     return self->stopping_;
   }
 
-  void report(const informer::error& e) {
-    if (log_enabled(log_level::warning)) {
+  // `level`: how loud the log line is; the hooks see every report alike.
+  void report(const informer::error& e, log_level level = log_level::warning) {
+    if (log_enabled(level)) {
       // Led by the reflector's name ("pods in default: ..."), which some details start with.
       const auto& name = options().name;
-      log(log_level::warning, "reflector",
+      log(level, "reflector",
           e.detail().starts_with(name) ? e.detail() + " (" + e.code().message() + ")" : name + ": " + e.what());
     }
     if (options().metrics.on_error) options().metrics.on_error(e);
@@ -289,11 +290,14 @@ struct reflector::loop {
       if (e && silent->detected) {
         // The connection may look open while nothing comes through (a middlebox, a half-dead
         // peer): treat it as cut and reopen from the last resourceVersion, no relist.
-        report(informer::error{
-            make_error_code(asio::error::timed_out),
-            options().name + ": the watch received nothing (no event, no bookmark) for " +
-                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(liveness).count()) +
-                " ms; reopening it from resourceVersion " + last()});
+        // Info, not warning: a healthy watch of a resource that has not changed since the server
+        // started hears no bookmarks, and is reopened this way every timeout.
+        report(informer::error{make_error_code(asio::error::timed_out),
+                               options().name + ": the watch received nothing (no event, no bookmark) for " +
+                                   std::to_string(
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(liveness).count()) +
+                                   " ms; reopening it from resourceVersion " + last()},
+               log_level::info);
         co_return std::pair{std::optional<informer::error>{}, events};
       }
       if (e) {
