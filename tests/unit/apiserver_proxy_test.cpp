@@ -258,7 +258,7 @@ BOOST_AUTO_TEST_CASE(an_unusable_environment_proxy_names_its_variable) {
 BOOST_AUTO_TEST_SUITE_END()
 
 // The proxy's own failures, before any API server is involved (a real proxy is in
-// tests/integration/apiserver_proxy_test.cpp).
+// tests/integration/apiserver_proxy_live_test.cpp).
 BOOST_AUTO_TEST_SUITE(through_a_proxy)
 
 using informer::http_client;

@@ -27,7 +27,7 @@
 // - transport failures keep their codes (boost::asio::error::connection_refused, ssl errors such as
 //   "certificate verify failed", boost::beast::error::timeout) with a detail naming the URL and the
 //   step (connect, TLS handshake with OpenSSL's verification reason, send, receive);
-// - a proxy that refuses the tunnel: its status as errc::unauthorized (407), forbidden (403),
+// - a proxy that refuses the tunnel: its status as errc::unauthorized (407, or 401), forbidden (403),
 //   server_error (5xx) or api_error, with a detail naming the proxy (never its credentials);
 // - a bearer token file that cannot be read: its system error.
 //

@@ -337,7 +337,9 @@ asio::awaitable<informer::error> open_tunnel(beast::tcp_stream& stream, const pr
     co_return informer::error{};
   }
   errc code = errc::api_error;
-  if (status == 407) {
+  // 407 is the proxy's "who are you"; some proxies (tinyproxy) answer wrong credentials with 401.
+  const bool credentials_refused = status == 407 || status == 401;
+  if (credentials_refused) {
     code = errc::unauthorized;
   } else if (status == 403) {
     code = errc::forbidden;
@@ -346,7 +348,7 @@ asio::awaitable<informer::error> open_tunnel(beast::tcp_stream& stream, const pr
   }
   std::string detail = what + ": " + via + " refused CONNECT " + target_address + ": " + std::to_string(status) + " " +
                        std::string{parser.get().reason()};
-  if (status == 407) {
+  if (credentials_refused) {
     detail += proxy.authorization.empty() ? " (the proxy URL has no user and password)"
                                           : " (the proxy did not accept the proxy URL's user and password)";
   }

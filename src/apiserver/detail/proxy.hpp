@@ -104,8 +104,9 @@ detailed_result<std::optional<proxy_endpoint>> select_proxy(const proxy_config& 
 /// host:port HTTP/1.1" with Host, User-Agent and Proxy-Authorization (when the proxy URL had
 /// userinfo), and reads the answer's headers. Errors: the transport's (a timeout named with
 /// `timeout`), with a detail naming the proxy; a status other than 200 as errc::unauthorized
-/// (407), forbidden (403), server_error (5xx: the proxy could not reach the server) or api_error,
-/// with the status and reason; errc::malformed_response for bytes after a 200 answer's headers.
+/// (407, or 401 as some proxies answer wrong credentials), forbidden (403), server_error (5xx: the proxy could not
+/// reach the server) or api_error, with the status and reason; errc::malformed_response for bytes after a 200 answer's
+/// headers.
 boost::asio::awaitable<informer::error> open_tunnel(boost::beast::tcp_stream& stream, const proxy_endpoint& proxy,
                                                     const server_url& target, const std::string& user_agent,
                                                     std::chrono::nanoseconds timeout, const std::string& what);
