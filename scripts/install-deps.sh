@@ -10,6 +10,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc
   libssl-dev libyaml-cpp-dev
   clang libclang-rt-14-dev clang-format-14
+  tinyproxy  # the HTTP proxy tests/integration/apiserver_proxy_live_test starts itself (not its service)
 )
 # Optional groups, asked for by the caller: the control plane for integration tests and the demo.
 if [[ "${INFORMER_WITH_CONTROL_PLANE:-0}" == 1 ]]; then

@@ -3,6 +3,7 @@
 #include "apiserver/detail/completion.hpp"
 #include "apiserver/detail/connection_pool.hpp"
 #include "apiserver/detail/http_exchange.hpp"
+#include "apiserver/detail/proxy.hpp"
 #include "apiserver/detail/tls_connect.hpp"
 #include "core/detail/async_completion.hpp"
 
@@ -241,10 +242,12 @@ detailed_result<http_client> http_client::create(boost::asio::any_io_executor ex
                            "burst must be at least 1 when qps > 0 (burst " + std::to_string(config.burst) + ")"};
   }
   if (auto e = detail::check_header_values(config)) return e;
+  auto proxy = detail::select_proxy(config.proxy, *url, detail::process_environment);
+  if (!proxy) return proxy.error();
   auto tls = detail::make_tls_context(config);
   if (!tls) return tls.error();
-  return http_client{
-      std::make_shared<state>(std::move(executor), std::move(config), options, std::move(*url), std::move(*tls))};
+  return http_client{std::make_shared<state>(std::move(executor), std::move(config), options, std::move(*url),
+                                             std::move(*proxy), std::move(*tls))};
 }
 
 boost::asio::any_io_executor http_client::get_executor() const { return state_->executor; }

@@ -1,5 +1,7 @@
 #include "informer/apiserver/kubeconfig.hpp"
 
+#include "apiserver/detail/proxy.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <array>
@@ -239,6 +241,13 @@ detailed_result<rest_config> build(const merged_config& m, std::string_view cont
   auto server_name = string_field(cluster.body, "tls-server-name", cluster.where);
   if (!server_name) return server_name.error();
   config.tls.server_name = server_name->value_or("");
+  auto proxy_url = string_field(cluster.body, "proxy-url", cluster.where);
+  if (!proxy_url) return proxy_url.error();
+  if (*proxy_url && !(*proxy_url)->empty()) {
+    // Checked here so the error names the kubeconfig entry; http_client parses it again.
+    if (auto p = detail::parse_proxy_url(**proxy_url, cluster.where + ".proxy-url", false); !p) return p.error();
+    config.proxy.url = **proxy_url;
+  }
   std::string tls_where = cluster.where;
 
   if (*user_name && !(*user_name)->empty()) {

@@ -346,6 +346,31 @@ BOOST_AUTO_TEST_CASE(impersonation_is_read) {
   BOOST_TEST(contains(bad_key.error().detail(), "as-user-extra"), bad_key.error().detail());
 }
 
+BOOST_AUTO_TEST_CASE(proxy_url_is_read_and_checked) {
+  auto c = informer::parse_kubeconfig(
+      two_contexts("    insecure-skip-tls-verify: true\n    proxy-url: http://bob:pw@proxy.corp:3128\n",
+                   "    token: t\n"),
+      dir);
+  BOOST_TEST_REQUIRE(c.has_value(), c.error().what());
+  BOOST_TEST(c->proxy.url == "http://bob:pw@proxy.corp:3128");
+  BOOST_TEST(c->proxy.from_environment);
+
+  auto none = informer::parse_kubeconfig(two_contexts("    insecure-skip-tls-verify: true\n", "    token: t\n"), dir);
+  BOOST_TEST_REQUIRE(none.has_value(), none.error().what());
+  BOOST_TEST(none->proxy.url.empty());
+  BOOST_TEST(none->proxy.from_environment);  // client-go's default: the environment's proxy
+
+  for (const char* url : {"socks5://bob:hunter2@proxy.corp:1080", "https://proxy.corp", "proxy.corp:3128"}) {
+    auto bad = informer::parse_kubeconfig(
+        two_contexts("    insecure-skip-tls-verify: true\n    proxy-url: " + std::string{url} + "\n", "    token: t\n"),
+        dir);
+    BOOST_TEST_REQUIRE(bad.has_error(), url);
+    BOOST_TEST(bad.error().code() == make_error_code(errc::invalid_config), url);
+    BOOST_TEST(contains(bad.error().detail(), "clusters[\"prod\"].proxy-url"), bad.error().detail());
+    BOOST_TEST(!contains(bad.error().detail(), "hunter2"), bad.error().detail());
+  }
+}
+
 // Found by tests/fuzz/kubeconfig_fuzz: a user entry whose body key is misspelt ("user:*") has no
 // body at all; reading it threw from yaml-cpp instead of building a config without credentials.
 BOOST_AUTO_TEST_CASE(a_user_without_a_body_is_no_crash) {

@@ -9,6 +9,8 @@
 //   the system's trust store, and its name against the URL's host or `tls.server_name`
 //   (DNS name or IP address), unless `insecure_skip_tls_verify` is set; TLS 1.2 at least. Client
 //   certificates and bearer tokens (fixed or from a file re-read on change) authenticate.
+// - Through an HTTP proxy (`rest_config::proxy`: explicit, or HTTPS_PROXY/NO_PROXY as Go reads
+//   them), each connection is a CONNECT tunnel and TLS runs inside it, end to end with the server.
 // - Connections are kept alive and reused: idle ones wait in a small pool per client (closed ones
 //   are noticed before reuse; an idempotent request that fails on a reused connection before any
 //   answer arrives is sent once more on a fresh one).
@@ -26,6 +28,8 @@
 // - transport failures keep their codes (boost::asio::error::connection_refused, ssl errors such as
 //   "certificate verify failed", boost::beast::error::timeout) with a detail naming the URL and the
 //   step (connect, TLS handshake with OpenSSL's verification reason, send, receive);
+// - a proxy that refuses the tunnel: its status as errc::unauthorized (407, or 401), forbidden (403),
+//   server_error (5xx) or api_error, with a detail naming the proxy (never its credentials);
 // - a bearer token file that cannot be read: its system error.
 //
 // Threads: all I/O runs on the executor given to `create` (any number of threads may run it; each
@@ -146,10 +150,12 @@ public:
   using request_signature = void(informer::error, http_response);
   using stream_signature = void(informer::error, std::shared_ptr<http_stream>);
 
-  /// Checks `config` (URL, TLS material through `load_tls_pem`, qps/burst) and prepares the TLS
-  /// context; connects on first use. Errors: `errc::invalid_url` for a URL that is not
-  /// https://host[:port][/prefix], `errc::invalid_argument` for qps > 0 with burst < 1; those of
-  /// `load_tls_pem`.
+  /// Checks `config` (URL, TLS material through `load_tls_pem`, qps/burst, the proxy) and prepares
+  /// the TLS context; picks the proxy (reading the environment when `proxy.from_environment`);
+  /// connects on first use. Errors: `errc::invalid_url` for a URL that is not
+  /// https://host[:port][/prefix], `errc::invalid_argument` for qps > 0 with burst < 1;
+  /// `errc::invalid_config` for a proxy URL that is malformed or not http:// (naming its origin:
+  /// the field or the environment variable); those of `load_tls_pem`.
   static detailed_result<http_client> create(boost::asio::any_io_executor executor, rest_config config,
                                              http_client_options options = {});
 

@@ -5,8 +5,9 @@
 //   `certificate-authority`, `client-certificate`, `client-key` files (relative paths are taken
 //   from the folder of the kubeconfig that names them) and their `*-data` (base64) variants;
 //   `token` and `tokenFile`; impersonation (`as`, `as-uid`, `as-groups`, `as-user-extra`);
-//   `insecure-skip-tls-verify`; `tls-server-name`; the context's
-//   `namespace`. Files come from the options, else `$KUBECONFIG` (a colon-separated list), else
+//   `insecure-skip-tls-verify`; `tls-server-name`; `proxy-url` (an http:// proxy; without one, the
+//   client takes HTTPS_PROXY/NO_PROXY, see `proxy_config`); the context's `namespace`. Files come from the options,
+//   else `$KUBECONFIG` (a colon-separated list), else
 //   `~/.kube/config`. Several files merge as in kubectl: for each named cluster, user and context
 //   the first file that defines it wins, and so does the first current-context.
 // - `load_in_cluster_config`: a pod's service account (token, ca.crt and namespace under
@@ -24,7 +25,8 @@
 //   cluster: `errc::not_found`;
 // - bad base64, a certificate or key that does not parse, a key that does not match its
 //   certificate, credentials this SDK does not implement (exec plugins, auth providers, basic
-//   auth): `errc::invalid_config`.
+//   auth), a proxy-url that is not http://host[:port] (https:// and socks5:// proxies are not
+//   supported): `errc::invalid_config`.
 //
 // Thread safety: the functions read the environment (getenv) and files; they are safe to call
 // from any thread as long as nobody modifies the environment at the same time.

@@ -128,7 +128,9 @@ asio::awaitable<attempt_result> attempt(std::shared_ptr<http_client_state> s, co
   attempt_result r;
   c->expires_at(deadline);
   if (fresh) {
-    r.error = co_await tls_connect(c->stream, s->url, s->config.tls, s->config.timeout, what, s->connections_opened);
+    const connect_route route{.proxy = s->proxy ? &*s->proxy : nullptr, .user_agent = s->config.user_agent};
+    r.error =
+        co_await tls_connect(c->stream, s->url, s->config.tls, route, s->config.timeout, what, s->connections_opened);
     if (r.error) co_return r;
   }
   ++s->requests_sent;
@@ -175,11 +177,12 @@ asio::awaitable<std::pair<attempt_result, connection_ptr>> on_a_connection(const
 }  // namespace
 
 http_client_state::http_client_state(asio::any_io_executor ex, rest_config c, http_client_options o, server_url u,
-                                     asio::ssl::context tls)
+                                     std::optional<proxy_endpoint> p, asio::ssl::context tls)
     : executor(std::move(ex)),
       config(std::move(c)),
       options(o),
       url(std::move(u)),
+      proxy(std::move(p)),
       pool(executor, std::move(tls), {.max_idle = options.max_idle_connections, .idle_timeout = options.idle_timeout}),
       tokens(token_source_options{.token = config.bearer_token,
                                   .file = config.bearer_token_file,

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "apiserver/detail/connection_pool.hpp"
+#include "apiserver/detail/proxy.hpp"
 #include "apiserver/detail/tls_connect.hpp"
 
 #include "informer/apiserver/config.hpp"
@@ -27,13 +28,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace informer::detail {
 
 struct http_client_state {
   http_client_state(boost::asio::any_io_executor ex, rest_config c, http_client_options o, server_url u,
-                    boost::asio::ssl::context tls);
+                    std::optional<proxy_endpoint> p, boost::asio::ssl::context tls);
 
   std::string url_for(std::string_view target) const { return "https://" + url.authority + std::string{target}; }
 
@@ -41,6 +43,7 @@ struct http_client_state {
   const rest_config config;
   const http_client_options options;
   const server_url url;
+  const std::optional<proxy_endpoint> proxy;  // nullopt: direct connections
   connection_pool pool;
   token_source tokens;
   const std::unique_ptr<token_bucket> limiter;  // null: unlimited

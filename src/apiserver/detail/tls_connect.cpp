@@ -1,5 +1,7 @@
 #include "apiserver/detail/tls_connect.hpp"
 
+#include "apiserver/detail/proxy.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -43,6 +45,27 @@ void tune_socket(tcp::socket& socket) {
   const int seconds = 30;
   ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &seconds, sizeof seconds);
   ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &seconds, sizeof seconds);
+}
+
+// Connects to host:port; `peer` names it in errors ("" for the server, "proxy http://..." for a
+// proxy).
+asio::awaitable<informer::error> connect_tcp(beast::tcp_stream& tcp_stream, const std::string& host,
+                                             const std::string& port, bool host_is_ip, const std::string& peer,
+                                             std::chrono::nanoseconds timeout, const std::string& what) {
+  const std::string to = peer.empty() ? std::string{} : " to " + peer;
+  if (host_is_ip) {
+    const tcp::endpoint endpoint{asio::ip::make_address(host), static_cast<unsigned short>(std::stoi(port))};
+    auto [ec] = co_await tcp_stream.async_connect(endpoint, nothrow);
+    if (ec) co_return informer::error{ec, stage_detail(what, "cannot connect" + to, ec, timeout)};
+  } else {
+    tcp::resolver resolver(tcp_stream.get_executor());
+    auto [rec, results] = co_await resolver.async_resolve(host, port, nothrow);
+    if (rec)
+      co_return informer::error{rec, what + ": cannot resolve " + host + (peer.empty() ? "" : " (" + peer + ")")};
+    auto [ec, endpoint] = co_await tcp_stream.async_connect(results, nothrow);
+    if (ec) co_return informer::error{ec, stage_detail(what, "cannot connect" + to, ec, timeout)};
+  }
+  co_return informer::error{};
 }
 
 // Where the server's certificate is checked against, for handshake errors.
@@ -138,22 +161,25 @@ std::string stage_detail(const std::string& what, std::string_view stage, const 
 }
 
 asio::awaitable<informer::error> tls_connect(tls_stream& stream, const server_url& url, const tls_config& tls,
-                                             std::chrono::nanoseconds timeout, const std::string& what,
-                                             std::atomic<std::uint64_t>& connections_opened) {
+                                             const connect_route& route, std::chrono::nanoseconds timeout,
+                                             const std::string& what, std::atomic<std::uint64_t>& connections_opened) {
   auto& tcp_stream = beast::get_lowest_layer(stream);
-  if (url.host_is_ip) {
-    const tcp::endpoint endpoint{asio::ip::make_address(url.host), static_cast<unsigned short>(std::stoi(url.port))};
-    auto [ec] = co_await tcp_stream.async_connect(endpoint, nothrow);
-    if (ec) co_return informer::error{ec, stage_detail(what, "cannot connect", ec, timeout)};
-  } else {
-    tcp::resolver resolver(stream.get_executor());
-    auto [rec, results] = co_await resolver.async_resolve(url.host, url.port, nothrow);
-    if (rec) co_return informer::error{rec, what + ": cannot resolve " + url.host};
-    auto [ec, endpoint] = co_await tcp_stream.async_connect(results, nothrow);
-    if (ec) co_return informer::error{ec, stage_detail(what, "cannot connect", ec, timeout)};
+  if (route.proxy != nullptr) {
+    const proxy_endpoint& proxy = *route.proxy;
+    if (auto e = co_await connect_tcp(tcp_stream, proxy.host, proxy.port, proxy.host_is_ip, "proxy " + proxy.display,
+                                      timeout, what)) {
+      co_return e;
+    }
+  } else if (auto e = co_await connect_tcp(tcp_stream, url.host, url.port, url.host_is_ip, {}, timeout, what)) {
+    co_return e;
   }
   ++connections_opened;
   tune_socket(tcp_stream.socket());
+  if (route.proxy != nullptr) {
+    if (auto e = co_await open_tunnel(tcp_stream, *route.proxy, url, std::string{route.user_agent}, timeout, what)) {
+      co_return e;
+    }
+  }
 
   SSL* ssl_handle = stream.native_handle();
   const std::string& name = tls.server_name.empty() ? url.host : tls.server_name;
@@ -173,6 +199,7 @@ asio::awaitable<informer::error> tls_connect(tls_stream& stream, const server_ur
       detail += ": " + std::string{X509_verify_cert_error_string(verify)} + " (server certificate checked for " + name +
                 " against " + trust_description(tls) + ")";
     }
+    if (route.proxy != nullptr) detail += " (through proxy " + route.proxy->display + ")";
     co_return informer::error{ec, std::move(detail)};
   }
   co_return informer::error{};

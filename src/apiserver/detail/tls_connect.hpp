@@ -1,6 +1,7 @@
 // Private to the API-server rooms: reaching one kube-apiserver over TLS. What the server URL says
 // (`parse_server`), the TLS context a `rest_config` asks for (`make_tls_context`), and the TCP
-// connect plus TLS handshake of one stream (`tls_connect`), whose errors name the failed step.
+// connect (to the server, or to a proxy and through its tunnel: proxy.hpp) plus TLS handshake of
+// one stream (`tls_connect`), whose errors name the failed step.
 //
 // Thread safety: pure functions; `tls_connect` uses its stream only (run it on the stream's strand).
 #pragma once
@@ -20,6 +21,8 @@
 #include <string_view>
 
 namespace informer::detail {
+
+struct proxy_endpoint;
 
 using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
@@ -44,12 +47,21 @@ detailed_result<boost::asio::ssl::context> make_tls_context(const rest_config& c
 std::string stage_detail(const std::string& what, std::string_view stage, const boost::system::error_code& ec,
                          std::chrono::nanoseconds timeout);
 
-/// Resolves `url`'s host (unless an IP address), connects, tunes the socket (no delay, TCP
-/// keep-alive) and shakes hands, checking the server's name (`tls.server_name` or the host)
-/// unless `tls.insecure_skip_tls_verify`. The stream's deadline is the caller's; `timeout` only
-/// names it in errors. Counts `connections_opened` once the TCP connection stands.
+/// How `tls_connect` reaches the server.
+struct connect_route {
+  const proxy_endpoint* proxy = nullptr;  ///< null: directly
+  std::string_view user_agent{};          ///< sent with a proxy's CONNECT
+};
+
+/// Resolves `url`'s host (unless an IP address) and connects, or, with `route.proxy`, does so for
+/// the proxy and opens a tunnel to `url` through it (`open_tunnel`); tunes the socket (no delay,
+/// TCP keep-alive) and shakes hands, checking the server's name (`tls.server_name` or the host)
+/// unless `tls.insecure_skip_tls_verify`. The stream's deadline is the caller's and covers every
+/// step; `timeout` only names it in errors. Counts `connections_opened` once the TCP connection
+/// (to the server or the proxy) stands.
 boost::asio::awaitable<informer::error> tls_connect(tls_stream& stream, const server_url& url, const tls_config& tls,
-                                                    std::chrono::nanoseconds timeout, const std::string& what,
+                                                    const connect_route& route, std::chrono::nanoseconds timeout,
+                                                    const std::string& what,
                                                     std::atomic<std::uint64_t>& connections_opened);
 
 }  // namespace informer::detail
