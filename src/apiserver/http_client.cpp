@@ -243,8 +243,18 @@ detailed_result<http_client> http_client::create(boost::asio::any_io_executor ex
   if (auto e = detail::check_header_values(config)) return e;
   auto tls = detail::make_tls_context(config);
   if (!tls) return tls.error();
-  return http_client{
-      std::make_shared<state>(std::move(executor), std::move(config), options, std::move(*url), std::move(*tls))};
+  std::shared_ptr<exec_credential_provider> exec;
+  if (config.exec && config.bearer_token.empty() && config.bearer_token_file.empty()) {
+    auto cluster = exec_cluster_info_of(config);
+    if (!cluster) return cluster.error();
+    auto provider = exec_credential_provider::create(
+        executor, exec_credential_options{.exec = *config.exec, .cluster = std::move(*cluster)});
+    if (!provider) return provider.error();
+    exec = std::move(*provider);
+  }
+  auto s = std::make_shared<state>(std::move(executor), std::move(config), options, std::move(*url), std::move(*tls));
+  s->exec = std::move(exec);
+  return http_client{std::move(s)};
 }
 
 boost::asio::any_io_executor http_client::get_executor() const { return state_->executor; }

@@ -7,7 +7,8 @@
 // - TLS (OpenSSL through Boost.Asio): the server's certificate is verified against the configured
 //   CA (or the system's trust store) and its name against the URL's host or `tls.server_name`
 //   (DNS name or IP address), unless `insecure_skip_tls_verify` is set; TLS 1.2 at least. Client
-//   certificates and bearer tokens (fixed or from a file re-read on change) authenticate.
+//   certificates and bearer tokens (fixed, from a file re-read on change, or from an exec
+//   credential plugin run on demand: exec_credential.hpp) authenticate.
 // - Connections are kept alive and reused: idle ones wait in a small pool per client (closed ones
 //   are noticed before reuse; an idempotent request that fails on a reused connection before any
 //   answer arrives is sent once more on a fresh one).
@@ -25,7 +26,10 @@
 // - transport failures keep their codes (boost::asio::error::connection_refused, ssl errors such as
 //   "certificate verify failed", boost::beast::error::timeout) with a detail naming the URL and the
 //   step (connect, TLS handshake with OpenSSL's verification reason, send, receive);
-// - a bearer token file that cannot be read: its system error.
+// - a bearer token file that cannot be read: its system error;
+// - an exec plugin that fails (exec_credential.hpp): its error, the detail prefixed with the
+//   request. A 401 answer fails the request (errc::unauthorized) and makes the next request run
+//   the plugin again, as client-go does.
 //
 // Threads: all I/O runs on the executor given to `create` (any number of threads may run it; each
 // connection has its own strand). No thread is started. Completion handlers run on their

@@ -43,20 +43,34 @@ informer::error status_error(const http_response& r, const std::string& what) {
   return {e.code(), e.detail() + " (" + what + ")"};
 }
 
+// Sets the Authorization header for `token`.
+informer::error set_token(request_message& req, const std::string& token) {
+  if (token.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    return {errc::invalid_config, "the bearer token holds CR, LF or NUL, which would split the Authorization header"};
+  }
+  if (token.empty()) {
+    req.erase(http::field::authorization);
+  } else {
+    req.set(http::field::authorization, "Bearer " + token);
+  }
+  return {};
+}
+
 // Adds the current bearer token unless the caller set Authorization itself.
 informer::error authorize(http_client_state& s, request_message& req, bool caller_authorization) {
   if (caller_authorization) return {};
   auto token = s.tokens.token();
   if (!token) return token.error();
-  if (token->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-    return {errc::invalid_config, "the bearer token holds CR, LF or NUL, which would split the Authorization header"};
-  }
-  if (token->empty()) {
-    req.erase(http::field::authorization);
-  } else {
-    req.set(http::field::authorization, "Bearer " + *token);
-  }
-  return {};
+  return set_token(req, *token);
+}
+
+// Adds the exec plugin's token (running the plugin when needed); `used` is the token sent.
+asio::awaitable<informer::error> authorize_exec(http_client_state& s, request_message& req, const std::string& what,
+                                                std::string& used) {
+  auto [e, credential] = co_await s.exec->async_get(nothrow);
+  if (e) co_return informer::error{e.code(), what + ": getting a credential: " + e.detail()};
+  used = credential.token;
+  co_return set_token(req, credential.token);
 }
 
 // The outcome of one request on one connection.
@@ -200,7 +214,12 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
         co_await timer.async_wait(nothrow);
       }
     }
-    if (auto e = authorize(*s, req, caller_authorization)) co_return exchange_outcome{.error = e};
+    std::string exec_token;  // the plugin's token sent this time, if any
+    if (!caller_authorization && s->exec) {
+      if (auto e = co_await authorize_exec(*s, req, what, exec_token)) co_return exchange_outcome{.error = e};
+    } else if (auto e = authorize(*s, req, caller_authorization)) {
+      co_return exchange_outcome{.error = e};
+    }
     auto [r, c] = co_await on_a_connection(s, req, part, policy.max_body_size, what);
     if (r.error) {
       release(std::move(c));
@@ -220,7 +239,10 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
     }
     if (ok) co_return exchange_outcome{.error = {}, .response = std::move(r.response)};
     http_response& response = r.response;
-    if (response.status_code == 401) s->tokens.invalidate();  // the token file may have been rotated
+    if (response.status_code == 401) {
+      s->tokens.invalidate();  // the token file may have been rotated
+      if (s->exec) s->exec->invalidate(exec_token);
+    }
     if (response.status_code == 429 && retries < policy.max_retries_after_429) {
       if (const auto wait = status_of(response).retry_after) {
         ++s->retries_after_429;
