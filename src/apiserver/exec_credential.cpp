@@ -360,14 +360,19 @@ detailed_result<exec_credential> parse_exec_credential(std::string_view text, st
   if (status == nullptr) return invalid("its ExecCredential has no status");
   exec_credential c;
   c.token = string_at(*status, "token");
-  const bool has_cert =
-      !string_at(*status, "clientCertificateData").empty() || !string_at(*status, "clientKeyData").empty();
-  if (has_cert) {
-    return invalid(
-        "it answered a client certificate (status.clientCertificateData/clientKeyData), which this client "
-        "does not support yet; only status.token is");
+  c.client_certificate = string_at(*status, "clientCertificateData");
+  c.client_key = string_at(*status, "clientKeyData");
+  if (c.client_certificate.empty() != c.client_key.empty()) {
+    return invalid("its ExecCredential has only one of status.clientCertificateData and clientKeyData");
   }
-  if (c.token.empty()) return invalid("its ExecCredential has neither status.token nor a client certificate");
+  if (!c.client_certificate.empty()) {
+    // The detail names the field and OpenSSL's reason, never the PEM text.
+    auto pem = load_tls_pem(tls_config{.cert_data = c.client_certificate, .key_data = c.client_key});
+    if (!pem) return invalid("its client certificate: " + pem.error().detail());
+  }
+  if (c.token.empty() && c.client_certificate.empty()) {
+    return invalid("its ExecCredential has neither status.token nor a client certificate");
+  }
   if (status->if_contains("expirationTimestamp") && !status->at("expirationTimestamp").is_null()) {
     const std::string when = string_at(*status, "expirationTimestamp");
     auto t = parse_rfc3339(when);
@@ -446,9 +451,11 @@ void exec_credential_provider::finish(informer::error e, exec_credential c) {
   for (auto& w : waiters) w(e, c);
 }
 
-void exec_credential_provider::invalidate(std::string_view refused) {
+void exec_credential_provider::invalidate(const exec_credential& refused) {
   informer::lock_guard lock(mu_);
-  if (cached_ && cached_->token == refused) cached_.reset();
+  if (cached_ && cached_->token == refused.token && cached_->client_certificate == refused.client_certificate) {
+    cached_.reset();
+  }
 }
 
 std::uint64_t exec_credential_provider::runs() const {

@@ -1,6 +1,7 @@
 // Exec credential plugins against a real kube-apiserver 1.20: a kubeconfig whose user is an exec
 // plugin syncs an informer; a short-lived credential is renewed on later requests; a refused
-// token (401) fails that request and makes the next one run the plugin again, as client-go does.
+// token (401) fails that request and makes the next one run the plugin again, as client-go does;
+// a client certificate from the plugin authenticates new connections.
 #include "informer/apiserver/exec_credential.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -208,6 +209,28 @@ BOOST_FIXTURE_TEST_CASE(a_failing_plugin_fails_the_request_with_its_error, plugi
   BOOST_TEST(e.detail().find("exited with code 3") != std::string::npos, e.detail());
   BOOST_TEST(e.detail().find("boom") != std::string::npos, e.detail());
   BOOST_TEST(e.detail().find("/api/v1/namespaces/default") != std::string::npos, e.detail());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_client_certificate_from_the_plugin_authenticates, plugin_fixture) {
+  const fs::path p = dir / "cert-plugin.sh";
+  {
+    std::ofstream out(p);
+    out << "#!/bin/bash\necho run >> '" << counter().string() << "'\n"
+        << "exec python3 -c 'import json, sys; print(json.dumps({\"apiVersion\": "
+           "\"client.authentication.k8s.io/v1\", \"kind\": \"ExecCredential\", \"status\": "
+           "{\"clientCertificateData\": open(sys.argv[1]).read(), \"clientKeyData\": open(sys.argv[2]).read()}}))' '"
+        << cluster->admin_cert() << "' '" << cluster->admin_key() << "'\n";
+  }
+  fs::permissions(p, fs::perms::owner_all);
+  io_threads io;
+  auto client = make_client(io, config_with(p.string()));
+  for (int i = 0; i < 2; ++i) {
+    auto [e, r] = get(client, "/api/v1/namespaces/kube-system");
+    BOOST_TEST_REQUIRE(!e, e.what());
+    BOOST_TEST(r.status_code == 200u);
+  }
+  BOOST_TEST(lines_in(counter()) == 1u);
+  BOOST_TEST(client.stats().connections_opened == 1u);  // the second request reused the connection
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -229,6 +229,9 @@ BOOST_AUTO_TEST_CASE(answers_are_parsed_and_checked) {
       {"{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":"
        "{\"clientCertificateData\":\"x\",\"clientKeyData\":\"y\"}}",
        "client certificate"},
+      {"{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":"
+       "{\"token\":\"s3cret\",\"clientCertificateData\":\"x\"}}",
+       "only one of"},
   };
   for (const auto& [text, expected] : bad) {
     auto r = informer::parse_exec_credential(text, v1);
@@ -350,10 +353,10 @@ BOOST_AUTO_TEST_CASE(expired_or_expiring_credentials_are_renewed) {
 BOOST_AUTO_TEST_CASE(invalidate_renews_only_the_refused_token) {
   auto p = provider({.command = counting_plugin("t1")});
   BOOST_TEST(get(*p).second.token == "t1");
-  p->invalidate("some-older-token");  // renewed meanwhile: kept
+  p->invalidate(exec_credential{.token = "some-older-token"});  // renewed meanwhile: kept
   BOOST_TEST(get(*p).second.token == "t1");
   BOOST_TEST(lines_in(counter()) == 1u);
-  p->invalidate("t1");
+  p->invalidate(exec_credential{.token = "t1"});
   BOOST_TEST(get(*p).second.token == "t1");
   BOOST_TEST(lines_in(counter()) == 2u);
 }

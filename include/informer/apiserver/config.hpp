@@ -76,8 +76,8 @@ struct impersonation {
 enum class exec_interactive_mode { never, if_available, always };
 
 /// A credential plugin (kubeconfig `users[].user.exec`, client-go's ExecConfig): a program whose
-/// standard output is an ExecCredential object holding a bearer token (or a client certificate,
-/// which this SDK refuses for now) and, optionally, its expiry.
+/// standard output is an ExecCredential object holding a bearer token or a client certificate
+/// and, optionally, its expiry.
 struct exec_config {
   /// "client.authentication.k8s.io/v1" or "client.authentication.k8s.io/v1beta1": the version of
   /// the ExecCredential sent to the plugin, and the one its answer must carry.
@@ -128,9 +128,10 @@ struct rest_config {
   std::string user_agent = "informer/0.1";
   /// See `impersonation`.
   impersonation impersonate{};
-  /// A credential plugin supplying the bearer token, run when a request needs a token and the
-  /// cached one is missing, about to expire, or was answered with 401 (exec_credential.hpp).
-  /// Ignored when `bearer_token` or `bearer_token_file` is set (a given token wins, as in kubectl).
+  /// A credential plugin supplying the bearer token or client certificate, run when a request
+  /// needs one and the cached one is missing, about to expire, or was answered with 401
+  /// (exec_credential.hpp). Its certificate replaces `tls`'s for new connections. Ignored when
+  /// `bearer_token` or `bearer_token_file` is set (a given token wins, as in kubectl).
   std::optional<exec_config> exec{};
 };
 

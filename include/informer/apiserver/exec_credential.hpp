@@ -2,9 +2,9 @@
 //
 // Credentials from a kubeconfig `exec` plugin (client-go's plugin/pkg/client/auth/exec): a
 // program (`aws eks get-token`, `gke-gcloud-auth-plugin`, `kubelogin`) run on demand, whose
-// standard output is an ExecCredential holding a bearer token and its expiry. `http_client` uses
-// one by itself when `rest_config::exec` is set; use the provider directly to get a token for
-// something else, or to test a plugin.
+// standard output is an ExecCredential holding a bearer token or a client certificate, and its
+// expiry. `http_client` uses one by itself when `rest_config::exec` is set; use the provider
+// directly to get a credential for something else, or to test a plugin.
 //
 // Contract of a run (`exec_config`, config.hpp):
 // - the program gets KUBERNETES_EXEC_INFO = {"apiVersion": <api_version>, "kind":
@@ -14,7 +14,8 @@
 //   /dev/null as standard input (never a terminal: nobody is prompted), and its own process group;
 // - its standard error is copied to ours as it comes, and its last 2 KiB kept for errors;
 // - its standard output (at most 1 MiB) must be an ExecCredential of the same apiVersion with
-//   status.token and, optionally, status.expirationTimestamp (RFC 3339);
+//   status.token, or status.clientCertificateData and clientKeyData (PEM), or both, and
+//   optionally status.expirationTimestamp (RFC 3339);
 // - it must exit 0 within `exec_config::timeout`, else its process group is killed (SIGKILL).
 //
 // Caching (as client-go): the credential is kept until `expiry_margin` before its expiry, without
@@ -23,19 +24,21 @@
 // again. A 401 does not resend the request (client-go does not either): the request fails with
 // `errc::unauthorized`, and the next one runs the plugin again.
 //
-// Errors (`informer::error`; never the token in a detail):
+// Errors (`informer::error`; never the token or the key in a detail):
 // - the command not found (or not executable): its system error (no_such_file_or_directory,
 //   permission_denied), the detail naming the command and the install hint;
 // - a non-zero exit, death by a signal, a timeout: `errc::invalid_config` naming the exit code or
 //   signal (or the timeout) and the tail of the plugin's standard error;
-// - an answer that is not JSON, another apiVersion or kind, no token, a client certificate (not
-//   supported yet), a bad expirationTimestamp: `errc::invalid_config`;
+// - an answer that is not JSON, another apiVersion or kind, neither token nor certificate, a
+//   certificate without key (or the reverse), or that does not parse or match, a bad
+//   expirationTimestamp: `errc::invalid_config`;
 // - `exec_interactive_mode::always` (there is never a terminal): `errc::invalid_config`;
 // - an unsupported api_version, an empty command: `errc::invalid_config` from `create`.
 //
 // Threads: the plugin runs as a child process watched from the executor given to `create`
-// (non-blocking pipes and timers; no thread is started, no I/O thread blocks). Completion handlers
-// run on their associated executor, never inside `async_get`.
+// (non-blocking pipes and timers; no thread is started, and no I/O thread waits on the plugin:
+// spawning it, and reaping it after a kill, are brief system calls). Completion handlers run on
+// their associated executor, never inside `async_get`.
 //
 // Thread safety: `exec_credential_provider` is thread-safe.
 // Lifetimes: a run in flight keeps the provider alive; destroy it before its execution context.
@@ -62,7 +65,11 @@ namespace informer {
 
 /// What a plugin answered.
 struct exec_credential {
-  std::string token{};
+  std::string token{};  ///< "" when the plugin gave only a client certificate
+  /// PEM client certificate and key (status.clientCertificateData/clientKeyData), checked to
+  /// parse and match; "" when the plugin gave only a token.
+  std::string client_certificate{};
+  std::string client_key{};
   /// status.expirationTimestamp; none: valid until the server refuses it.
   std::optional<std::chrono::system_clock::time_point> expiry{};
 };
@@ -79,7 +86,8 @@ struct exec_cluster_info {
 /// Errors: the CA file cannot be read.
 detailed_result<exec_cluster_info> exec_cluster_info_of(const rest_config& config);
 
-/// Reads a plugin's standard output: an ExecCredential of `api_version` with status.token.
+/// Reads a plugin's standard output: an ExecCredential of `api_version` with status.token or a
+/// client certificate and key.
 /// Errors: `errc::invalid_config` (see the file comment), the detail never quoting the token.
 detailed_result<exec_credential> parse_exec_credential(std::string_view json, std::string_view api_version);
 
@@ -114,9 +122,9 @@ public:
         [self = shared_from_this()](auto handler) { self->get_impl(std::move(handler)); }, token);
   }
 
-  /// Drops the cached credential if its token is still `refused` (a 401 answered it), so the next
+  /// Drops the cached credential if it is still `refused` (a 401 answered it), so the next
   /// `async_get` runs the plugin; a credential renewed meanwhile is kept (no second run).
-  void invalidate(std::string_view refused);
+  void invalidate(const exec_credential& refused);
 
   /// Plugin runs started so far.
   std::uint64_t runs() const;

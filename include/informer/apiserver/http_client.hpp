@@ -8,7 +8,9 @@
 //   CA (or the system's trust store) and its name against the URL's host or `tls.server_name`
 //   (DNS name or IP address), unless `insecure_skip_tls_verify` is set; TLS 1.2 at least. Client
 //   certificates and bearer tokens (fixed, from a file re-read on change, or from an exec
-//   credential plugin run on demand: exec_credential.hpp) authenticate.
+//   credential plugin run on demand: exec_credential.hpp) authenticate. A plugin's client
+//   certificate is presented by the connections opened after it was obtained; idle connections
+//   made with an earlier one are closed.
 // - Connections are kept alive and reused: idle ones wait in a small pool per client (closed ones
 //   are noticed before reuse; an idempotent request that fails on a reused connection before any
 //   answer arrives is sent once more on a fresh one).

@@ -64,12 +64,31 @@ informer::error authorize(http_client_state& s, request_message& req, bool calle
   return set_token(req, *token);
 }
 
-// Adds the exec plugin's token (running the plugin when needed); `used` is the token sent.
+// Makes new connections present the plugin's client certificate when it changed.
+informer::error use_exec_certificate(http_client_state& s, const exec_credential& c, const std::string& what) {
+  if (c.client_certificate.empty()) return {};
+  informer::lock_guard lock(s.exec_cert_mu);
+  if (s.exec_cert == c.client_certificate) return {};
+  rest_config with_cert = s.config;
+  with_cert.tls.cert_file.clear();
+  with_cert.tls.key_file.clear();
+  with_cert.tls.cert_data = c.client_certificate;
+  with_cert.tls.key_data = c.client_key;
+  auto tls = make_tls_context(with_cert);
+  if (!tls) return {tls.error().code(), what + ": the exec plugin's client certificate: " + tls.error().detail()};
+  s.pool.replace_tls(std::move(*tls));
+  s.exec_cert = c.client_certificate;
+  return {};
+}
+
+// Adds the exec plugin's token, or sets up its certificate (running the plugin when needed);
+// `used` is the credential sent.
 asio::awaitable<informer::error> authorize_exec(http_client_state& s, request_message& req, const std::string& what,
-                                                std::string& used) {
+                                                exec_credential& used) {
   auto [e, credential] = co_await s.exec->async_get(nothrow);
   if (e) co_return informer::error{e.code(), what + ": getting a credential: " + e.detail()};
-  used = credential.token;
+  if (auto ce = use_exec_certificate(s, credential, what)) co_return ce;
+  used = credential;
   co_return set_token(req, credential.token);
 }
 
@@ -214,9 +233,9 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
         co_await timer.async_wait(nothrow);
       }
     }
-    std::string exec_token;  // the plugin's token sent this time, if any
+    exec_credential sent;  // the plugin's credential used this time, if any
     if (!caller_authorization && s->exec) {
-      if (auto e = co_await authorize_exec(*s, req, what, exec_token)) co_return exchange_outcome{.error = e};
+      if (auto e = co_await authorize_exec(*s, req, what, sent)) co_return exchange_outcome{.error = e};
     } else if (auto e = authorize(*s, req, caller_authorization)) {
       co_return exchange_outcome{.error = e};
     }
@@ -241,7 +260,7 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
     http_response& response = r.response;
     if (response.status_code == 401) {
       s->tokens.invalidate();  // the token file may have been rotated
-      if (s->exec) s->exec->invalidate(exec_token);
+      if (s->exec && (!sent.token.empty() || !sent.client_certificate.empty())) s->exec->invalidate(sent);
     }
     if (response.status_code == 429 && retries < policy.max_retries_after_429) {
       if (const auto wait = status_of(response).retry_after) {
