@@ -246,8 +246,19 @@ detailed_result<http_client> http_client::create(boost::asio::any_io_executor ex
   if (!proxy) return proxy.error();
   auto tls = detail::make_tls_context(config);
   if (!tls) return tls.error();
-  return http_client{std::make_shared<state>(std::move(executor), std::move(config), options, std::move(*url),
-                                             std::move(*proxy), std::move(*tls))};
+  std::shared_ptr<exec_credential_provider> exec;
+  if (config.exec && config.bearer_token.empty() && config.bearer_token_file.empty()) {
+    auto cluster = exec_cluster_info_of(config);
+    if (!cluster) return cluster.error();
+    auto provider = exec_credential_provider::create(
+        executor, exec_credential_options{.exec = *config.exec, .cluster = std::move(*cluster)});
+    if (!provider) return provider.error();
+    exec = std::move(*provider);
+  }
+  auto s = std::make_shared<state>(std::move(executor), std::move(config), options, std::move(*url), std::move(*proxy),
+                                   std::move(*tls));
+  s->exec = std::move(exec);
+  return http_client{std::move(s)};
 }
 
 boost::asio::any_io_executor http_client::get_executor() const { return state_->executor; }

@@ -2,9 +2,11 @@
 
 #include "apiserver/detail/proxy.hpp"
 
+#include <boost/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <array>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -202,6 +204,112 @@ informer::error file_or_data(const entry& e, const std::string& key, fs::path& f
   return {};
 }
 
+// A YAML node as JSON, its scalars typed as YAML 1.1 resolves plain ones (as kubectl reads an
+// extension): quoted text stays a string.
+boost::json::value yaml_to_json(const YAML::Node& n) {
+  if (!n || n.IsNull()) return nullptr;
+  if (n.IsSequence()) {
+    boost::json::array a;
+    for (const auto& item : n) a.push_back(yaml_to_json(item));
+    return a;
+  }
+  if (n.IsMap()) {
+    boost::json::object o;
+    for (const auto& item : n) o[item.first.Scalar()] = yaml_to_json(item.second);
+    return o;
+  }
+  const std::string& text = n.Scalar();
+  if (n.Tag() == "!") return boost::json::string{text};
+  bool b = false;
+  if (YAML::convert<bool>::decode(n, b)) return b;
+  std::int64_t i = 0;
+  if (YAML::convert<std::int64_t>::decode(n, i)) return i;
+  double d = 0;
+  if (YAML::convert<double>::decode(n, d)) return d;
+  return boost::json::string{text};
+}
+
+// The cluster's `extensions` entry for exec plugins, as JSON text ("" when absent).
+detailed_result<std::string> exec_cluster_extension(const entry& cluster) {
+  if (!cluster.body || !cluster.body.IsMap()) return std::string{};
+  const YAML::Node list = cluster.body["extensions"];
+  if (!list || list.IsNull()) return std::string{};
+  if (!list.IsSequence()) return invalid(cluster.where + ".extensions: expected a list");
+  for (const auto& item : list) {
+    if (!item.IsMap()) return invalid(cluster.where + ".extensions: expected a list of name and extension");
+    auto name = string_field(item, "name", cluster.where + ".extensions[]");
+    if (!name) return name.error();
+    if (*name && **name == "client.authentication.k8s.io/exec")
+      return boost::json::serialize(yaml_to_json(item["extension"]));
+  }
+  return std::string{};
+}
+
+// A user's `exec` block (client-go's ExecConfig).
+detailed_result<exec_config> exec_field(const YAML::Node& node, const fs::path& base_dir, const std::string& where,
+                                        const entry& cluster) {
+  if (!node.IsMap()) return invalid(where + ": expected a map");
+  exec_config e;
+  auto api_version = string_field(node, "apiVersion", where);
+  if (!api_version) return api_version.error();
+  e.api_version = api_version->value_or("");
+  if (e.api_version.empty()) return invalid(where + ".apiVersion is required");
+  const bool v1 = e.api_version == "client.authentication.k8s.io/v1";
+  if (!v1 && e.api_version != "client.authentication.k8s.io/v1beta1") {
+    return invalid(where + ".apiVersion \"" + e.api_version +
+                   "\" is not supported (client.authentication.k8s.io/v1 or v1beta1)");
+  }
+  auto command = string_field(node, "command", where);
+  if (!command) return command.error();
+  e.command = command->value_or("");
+  if (e.command.empty()) return invalid(where + ".command is required");
+  // A path with a slash is taken from the kubeconfig's folder; a bare name is looked up in $PATH.
+  if (e.command.find('/') != std::string::npos) e.command = resolve(base_dir, e.command).string();
+  auto args = string_list_field(node, "args", where);
+  if (!args) return args.error();
+  e.args = std::move(*args);
+  if (const YAML::Node env = node["env"]; env && !env.IsNull()) {
+    if (!env.IsSequence()) return invalid(where + ".env: expected a list of name and value");
+    std::size_t index = 0;
+    for (const auto& item : env) {
+      const std::string at = where + ".env[" + std::to_string(index++) + "]";
+      if (!item.IsMap()) return invalid(at + ": expected a map with name and value");
+      auto name = string_field(item, "name", at);
+      if (!name) return name.error();
+      if (!*name || (*name)->empty()) return invalid(at + " has no name");
+      auto value = string_field(item, "value", at);
+      if (!value) return value.error();
+      e.env.emplace_back(**name, value->value_or(""));
+    }
+  }
+  auto hint = string_field(node, "installHint", where);
+  if (!hint) return hint.error();
+  e.install_hint = hint->value_or("");
+  auto provide = bool_field(node, "provideClusterInfo", where);
+  if (!provide) return provide.error();
+  e.provide_cluster_info = *provide;
+  auto mode = string_field(node, "interactiveMode", where);
+  if (!mode) return mode.error();
+  if (!*mode || (*mode)->empty()) {
+    // client-go: required from v1 on; v1beta1 defaults to IfAvailable.
+    if (v1)
+      return invalid(where + ".interactiveMode is required with " + e.api_version + " (Never, IfAvailable or Always)");
+    e.interactive_mode = exec_interactive_mode::if_available;
+  } else if (**mode == "Never") {
+    e.interactive_mode = exec_interactive_mode::never;
+  } else if (**mode == "IfAvailable") {
+    e.interactive_mode = exec_interactive_mode::if_available;
+  } else if (**mode == "Always") {
+    e.interactive_mode = exec_interactive_mode::always;
+  } else {
+    return invalid(where + ".interactiveMode \"" + **mode + "\" is not one of Never, IfAvailable, Always");
+  }
+  auto extension = exec_cluster_extension(cluster);
+  if (!extension) return extension.error();
+  e.cluster_config = std::move(*extension);
+  return e;
+}
+
 detailed_result<rest_config> build(const merged_config& m, std::string_view context_override) {
   const std::string context_name = context_override.empty() ? m.current_context : std::string{context_override};
   if (context_name.empty()) {
@@ -290,10 +398,17 @@ detailed_result<rest_config> build(const merged_config& m, std::string_view cont
         config.impersonate.extra[key] = std::move(*values);
       }
     }
+    if (const YAML::Node exec = user.body && user.body.IsMap() ? user.body["exec"] : YAML::Node{};
+        exec && !exec.IsNull()) {
+      auto parsed = exec_field(exec, user.base_dir, user.where + ".exec", cluster);
+      if (!parsed) return parsed.error();
+      config.exec = std::move(*parsed);
+    }
     const bool has_credentials = !config.bearer_token.empty() || !config.bearer_token_file.empty() ||
-                                 !config.tls.cert_data.empty() || !config.tls.cert_file.empty();
+                                 !config.tls.cert_data.empty() || !config.tls.cert_file.empty() ||
+                                 config.exec.has_value();
     if (!has_credentials && user.body && user.body.IsMap()) {
-      for (const char* key : {"exec", "auth-provider", "username", "password"}) {
+      for (const char* key : {"auth-provider", "username", "password"}) {
         if (user.body[key]) {
           return invalid(user.where + "." + key +
                          ": this kind of credential is not supported (use a token, a "

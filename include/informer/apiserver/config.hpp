@@ -11,7 +11,11 @@
 // - `token_source` hands out the bearer token: a fixed string, or a token file that is re-read when
 //   it changes (rotated service-account tokens).
 //
-// Thread safety: `rest_config`, `tls_config` and `tls_pem` are plain values. `token_source` is
+// Credentials from an external program (kubeconfig `exec`: aws eks get-token,
+// gke-gcloud-auth-plugin, kubelogin) are described by `exec_config` and obtained at run time by
+// `exec_credential_provider` (exec_credential.hpp).
+//
+// Thread safety: `rest_config`, `tls_config`, `exec_config` and `tls_pem` are plain values. `token_source` is
 // thread-safe.
 #pragma once
 
@@ -23,8 +27,10 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace informer {
@@ -81,6 +87,38 @@ struct proxy_config {
   bool from_environment = true;
 };
 
+/// Whether an exec plugin may talk to a person (kubeconfig `interactiveMode`). This SDK never gives
+/// a plugin a terminal: `never` and `if_available` run it without one (ExecCredential
+/// spec.interactive=false); `always` is refused when the plugin is run, as client-go does without a
+/// terminal on stdin.
+enum class exec_interactive_mode { never, if_available, always };
+
+/// A credential plugin (kubeconfig `users[].user.exec`, client-go's ExecConfig): a program whose
+/// standard output is an ExecCredential object holding a bearer token or a client certificate
+/// and, optionally, its expiry.
+struct exec_config {
+  /// "client.authentication.k8s.io/v1" or "client.authentication.k8s.io/v1beta1": the version of
+  /// the ExecCredential sent to the plugin, and the one its answer must carry.
+  std::string api_version{};
+  /// The program: a name looked up in $PATH, or a path (a kubeconfig's relative path with a '/'
+  /// is taken from the kubeconfig's folder, as kubectl does).
+  std::string command{};
+  std::vector<std::string> args{};
+  /// Set for the plugin on top of this process's environment (later entries win).
+  std::vector<std::pair<std::string, std::string>> env{};
+  /// Shown when the command cannot be found (how to install the plugin).
+  std::string install_hint{};
+  /// Sends the cluster (server, CA, TLS server name, `cluster_config`) in KUBERNETES_EXEC_INFO.
+  bool provide_cluster_info = false;
+  exec_interactive_mode interactive_mode = exec_interactive_mode::if_available;
+  /// The cluster's `extensions` entry `client.authentication.k8s.io/exec`, as JSON text (""
+  /// when absent); passed as spec.cluster.config with `provide_cluster_info`.
+  std::string cluster_config{};
+  /// A plugin still running after this long is killed (with its process group) and the attempt
+  /// fails. client-go has no bound; zero means none here too.
+  std::chrono::nanoseconds timeout = std::chrono::seconds(60);
+};
+
 /// Everything needed to talk to one API server as one identity.
 struct rest_config {
   /// "https://host:port", optionally with a path prefix ("https://host/k8s"); requests append
@@ -110,6 +148,11 @@ struct rest_config {
   impersonation impersonate{};
   /// See `proxy_config`.
   proxy_config proxy{};
+  /// A credential plugin supplying the bearer token or client certificate, run when a request
+  /// needs one and the cached one is missing, about to expire, or was answered with 401
+  /// (exec_credential.hpp). Its certificate replaces `tls`'s for new connections. Ignored when
+  /// `bearer_token` or `bearer_token_file` is set (a given token wins, as in kubectl).
+  std::optional<exec_config> exec{};
 };
 
 /// The PEM text a `tls_config` names, read from its files or taken from its data, and checked.

@@ -8,7 +8,10 @@
 //   CA (each of its certificates is a trust anchor, an intermediate too, as in Go's verifier) or
 //   the system's trust store, and its name against the URL's host or `tls.server_name`
 //   (DNS name or IP address), unless `insecure_skip_tls_verify` is set; TLS 1.2 at least. Client
-//   certificates and bearer tokens (fixed or from a file re-read on change) authenticate.
+//   certificates and bearer tokens (fixed, from a file re-read on change, or from an exec
+//   credential plugin run on demand: exec_credential.hpp) authenticate. A plugin's client
+//   certificate is presented by the connections opened after it was obtained; idle connections
+//   made with an earlier one are closed.
 // - Through an HTTP proxy (`rest_config::proxy`: explicit, or HTTPS_PROXY/NO_PROXY as Go reads
 //   them), each connection is a CONNECT tunnel and TLS runs inside it, end to end with the server.
 // - Connections are kept alive and reused: idle ones wait in a small pool per client (closed ones
@@ -30,7 +33,10 @@
 //   step (connect, TLS handshake with OpenSSL's verification reason, send, receive);
 // - a proxy that refuses the tunnel: its status as errc::unauthorized (407, or 401), forbidden (403),
 //   server_error (5xx) or api_error, with a detail naming the proxy (never its credentials);
-// - a bearer token file that cannot be read: its system error.
+// - a bearer token file that cannot be read: its system error;
+// - an exec plugin that fails (exec_credential.hpp): its error, the detail prefixed with the
+//   request. A 401 answer fails the request (errc::unauthorized) and makes the next request run
+//   the plugin again, as client-go does.
 //
 // Threads: all I/O runs on the executor given to `create` (any number of threads may run it; each
 // connection has its own strand). No thread is started. Completion handlers run on their

@@ -4,10 +4,13 @@
 // - `load_kubeconfig`: kubeconfig files (YAML): clusters, users, contexts, current-context; the
 //   `certificate-authority`, `client-certificate`, `client-key` files (relative paths are taken
 //   from the folder of the kubeconfig that names them) and their `*-data` (base64) variants;
-//   `token` and `tokenFile`; impersonation (`as`, `as-uid`, `as-groups`, `as-user-extra`);
-//   `insecure-skip-tls-verify`; `tls-server-name`; `proxy-url` (an http:// proxy; without one, the
-//   client takes HTTPS_PROXY/NO_PROXY, see `proxy_config`); the context's `namespace`. Files come from the options,
-//   else `$KUBECONFIG` (a colon-separated list), else
+//   `token` and `tokenFile`; `exec` credential plugins (apiVersion client.authentication.k8s.io/v1
+//   or v1beta1, command, args, env, installHint, provideClusterInfo, interactiveMode, required
+//   under v1; the cluster's `client.authentication.k8s.io/exec` extension; see exec_credential.hpp);
+//   impersonation (`as`, `as-uid`, `as-groups`, `as-user-extra`); `insecure-skip-tls-verify`;
+//   `tls-server-name`; `proxy-url` (an http:// proxy; without one, the client takes
+//   HTTPS_PROXY/NO_PROXY, see `proxy_config`); the context's `namespace`. Files come from the
+//   options, else `$KUBECONFIG` (a colon-separated list), else
 //   `~/.kube/config`. Several files merge as in kubectl: for each named cluster, user and context
 //   the first file that defines it wins, and so does the first current-context.
 // - `load_in_cluster_config`: a pod's service account (token, ca.crt and namespace under
@@ -24,9 +27,10 @@
 // - an unknown context, cluster or user, no current-context, no kubeconfig at all, not in a
 //   cluster: `errc::not_found`;
 // - bad base64, a certificate or key that does not parse, a key that does not match its
-//   certificate, credentials this SDK does not implement (exec plugins, auth providers, basic
-//   auth), a proxy-url that is not http://host[:port] (https:// and socks5:// proxies are not
-//   supported): `errc::invalid_config`.
+//   certificate, an exec block without apiVersion or command, with an unknown apiVersion or
+//   interactiveMode (or none under v1), credentials this SDK does not implement (auth providers,
+//   basic auth), a proxy-url that is not http://host[:port] (https:// and socks5:// proxies are not
+//   supported): `errc::invalid_config`. An exec plugin is not run while loading.
 //
 // Thread safety: the functions read the environment (getenv) and files; they are safe to call
 // from any thread as long as nobody modifies the environment at the same time.

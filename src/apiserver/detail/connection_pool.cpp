@@ -42,12 +42,28 @@ void release(connection_ptr c) {
 
 connection_pool::connection_pool(asio::any_io_executor executor, asio::ssl::context tls,
                                  connection_pool_options options)
-    : executor_(std::move(executor)), tls_(std::move(tls)), options_(options) {}
+    : executor_(std::move(executor)), options_(options), tls_(std::make_shared<asio::ssl::context>(std::move(tls))) {}
 
 connection_pool::~connection_pool() { close_idle(); }
 
 connection_ptr connection_pool::make_connection() {
-  return std::make_unique<connection>(asio::make_strand(executor_), tls_);
+  std::shared_ptr<asio::ssl::context> tls;
+  {
+    informer::lock_guard lock(mutex_);
+    tls = tls_;
+  }
+  return std::make_unique<connection>(asio::make_strand(executor_), std::move(tls));
+}
+
+void connection_pool::replace_tls(asio::ssl::context tls) {
+  auto next = std::make_shared<asio::ssl::context>(std::move(tls));
+  std::vector<connection_ptr> all;
+  {
+    informer::lock_guard lock(mutex_);
+    tls_ = std::move(next);
+    all = std::exchange(idle_, {});
+  }
+  for (auto& c : all) release(std::move(c));
 }
 
 connection_ptr connection_pool::take_idle() {
@@ -77,7 +93,8 @@ void connection_pool::put_idle(connection_ptr c) {
   connection_ptr dropped;
   {
     informer::lock_guard lock(mutex_);
-    if (idle_.size() < options_.max_idle) {
+    // One made before a new client certificate is not kept (see `replace_tls`).
+    if (idle_.size() < options_.max_idle && c->tls_context == tls_) {
       idle_.push_back(std::move(c));
     } else {
       dropped = std::move(c);

@@ -27,14 +27,16 @@ namespace informer::detail {
 
 /// One TLS connection and its read buffer.
 struct connection {
-  connection(const boost::asio::any_io_executor& strand_executor, boost::asio::ssl::context& tls)
-      : strand(strand_executor), stream(strand_executor, tls) {}
+  connection(const boost::asio::any_io_executor& strand_executor, std::shared_ptr<boost::asio::ssl::context> tls)
+      : tls_context(std::move(tls)), strand(strand_executor), stream(strand_executor, *tls_context) {}
 
   boost::beast::tcp_stream& tcp() { return boost::beast::get_lowest_layer(stream); }
 
   /// The stream's deadline: `time_point::max()` for none.
   void expires_at(std::chrono::steady_clock::time_point deadline);
 
+  // The context the stream was made with (the pool's may be replaced meanwhile).
+  std::shared_ptr<boost::asio::ssl::context> tls_context;
   boost::asio::any_io_executor strand;
   tls_stream stream;
   boost::beast::flat_buffer buffer;
@@ -57,6 +59,10 @@ public:
   /// New connections run on strands of `executor` and share `tls` (not modified afterwards).
   connection_pool(boost::asio::any_io_executor executor, boost::asio::ssl::context tls,
                   connection_pool_options options);
+
+  /// New connections use `tls` from now on (a new client certificate); the idle ones are
+  /// released. Connections in use keep the context they were made with.
+  void replace_tls(boost::asio::ssl::context tls);
   ~connection_pool();  // releases the idle connections
   connection_pool(const connection_pool&) = delete;
   connection_pool& operator=(const connection_pool&) = delete;
@@ -84,13 +90,13 @@ public:
 
 private:
   const boost::asio::any_io_executor executor_;
-  boost::asio::ssl::context tls_;
   const connection_pool_options options_;
   std::atomic<std::uint64_t> reused_{0};
   std::atomic<std::uint64_t> stale_{0};
 
   mutable informer::mutex mutex_;
   std::vector<connection_ptr> idle_ INFORMER_GUARDED_BY(mutex_);  // most recently used last
+  std::shared_ptr<boost::asio::ssl::context> tls_ INFORMER_GUARDED_BY(mutex_);
 };
 
 }  // namespace informer::detail

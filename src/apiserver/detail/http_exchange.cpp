@@ -43,20 +43,53 @@ informer::error status_error(const http_response& r, const std::string& what) {
   return {e.code(), e.detail() + " (" + what + ")"};
 }
 
+// Sets the Authorization header for `token`.
+informer::error set_token(request_message& req, const std::string& token) {
+  if (token.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    return {errc::invalid_config, "the bearer token holds CR, LF or NUL, which would split the Authorization header"};
+  }
+  if (token.empty()) {
+    req.erase(http::field::authorization);
+  } else {
+    req.set(http::field::authorization, "Bearer " + token);
+  }
+  return {};
+}
+
 // Adds the current bearer token unless the caller set Authorization itself.
 informer::error authorize(http_client_state& s, request_message& req, bool caller_authorization) {
   if (caller_authorization) return {};
   auto token = s.tokens.token();
   if (!token) return token.error();
-  if (token->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-    return {errc::invalid_config, "the bearer token holds CR, LF or NUL, which would split the Authorization header"};
-  }
-  if (token->empty()) {
-    req.erase(http::field::authorization);
-  } else {
-    req.set(http::field::authorization, "Bearer " + *token);
-  }
+  return set_token(req, *token);
+}
+
+// Makes new connections present the plugin's client certificate when it changed.
+informer::error use_exec_certificate(http_client_state& s, const exec_credential& c, const std::string& what) {
+  if (c.client_certificate.empty()) return {};
+  informer::lock_guard lock(s.exec_cert_mu);
+  if (s.exec_cert == c.client_certificate) return {};
+  rest_config with_cert = s.config;
+  with_cert.tls.cert_file.clear();
+  with_cert.tls.key_file.clear();
+  with_cert.tls.cert_data = c.client_certificate;
+  with_cert.tls.key_data = c.client_key;
+  auto tls = make_tls_context(with_cert);
+  if (!tls) return {tls.error().code(), what + ": the exec plugin's client certificate: " + tls.error().detail()};
+  s.pool.replace_tls(std::move(*tls));
+  s.exec_cert = c.client_certificate;
   return {};
+}
+
+// Adds the exec plugin's token, or sets up its certificate (running the plugin when needed);
+// `used` is the credential sent.
+asio::awaitable<informer::error> authorize_exec(http_client_state& s, request_message& req, const std::string& what,
+                                                exec_credential& used) {
+  auto [e, credential] = co_await s.exec->async_get(nothrow);
+  if (e) co_return informer::error{e.code(), what + ": getting a credential: " + e.detail()};
+  if (auto ce = use_exec_certificate(s, credential, what)) co_return ce;
+  used = credential;
+  co_return set_token(req, credential.token);
 }
 
 // The outcome of one request on one connection.
@@ -203,7 +236,12 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
         co_await timer.async_wait(nothrow);
       }
     }
-    if (auto e = authorize(*s, req, caller_authorization)) co_return exchange_outcome{.error = e};
+    exec_credential sent;  // the plugin's credential used this time, if any
+    if (!caller_authorization && s->exec) {
+      if (auto e = co_await authorize_exec(*s, req, what, sent)) co_return exchange_outcome{.error = e};
+    } else if (auto e = authorize(*s, req, caller_authorization)) {
+      co_return exchange_outcome{.error = e};
+    }
     auto [r, c] = co_await on_a_connection(s, req, part, policy.max_body_size, what);
     if (r.error) {
       release(std::move(c));
@@ -223,7 +261,10 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
     }
     if (ok) co_return exchange_outcome{.error = {}, .response = std::move(r.response)};
     http_response& response = r.response;
-    if (response.status_code == 401) s->tokens.invalidate();  // the token file may have been rotated
+    if (response.status_code == 401) {
+      s->tokens.invalidate();  // the token file may have been rotated
+      if (s->exec && (!sent.token.empty() || !sent.client_certificate.empty())) s->exec->invalidate(sent);
+    }
     if (response.status_code == 429 && retries < policy.max_retries_after_429) {
       if (const auto wait = status_of(response).retry_after) {
         ++s->retries_after_429;

@@ -4,7 +4,9 @@
 // one (`tls_connect`), writes the request and reads the answer (whole, or up to its headers for a
 // stream) under `rest_config::timeout`; it sends once more on a fresh connection when a reused one
 // turns out closed before any answer (idempotent methods), invalidates the token on 401 and waits
-// out a 429's Retry-After.
+// out a 429's Retry-After. With an exec plugin the token comes from it (awaited without blocking);
+// a 401 makes the plugin run again for the next request, as client-go does (not this one). A
+// client certificate from it gives the pool a new TLS context: new connections present it.
 //
 // Thread safety: `http_client_state` is thread-safe (immutable parts, atomics, the pool's lock, the
 // token source's and limiter's own). Each exchange runs on its connection's strand.
@@ -15,6 +17,7 @@
 #include "apiserver/detail/tls_connect.hpp"
 
 #include "informer/apiserver/config.hpp"
+#include "informer/apiserver/exec_credential.hpp"
 #include "informer/apiserver/http_client.hpp"
 #include "informer/core/token_bucket.hpp"
 
@@ -46,6 +49,12 @@ struct http_client_state {
   const std::optional<proxy_endpoint> proxy;  // nullopt: direct connections
   connection_pool pool;
   token_source tokens;
+  // The exec plugin's credentials, when the config has a plugin and no token of its own; set by
+  // `http_client::create` before the state is shared.
+  std::shared_ptr<exec_credential_provider> exec;
+  // The plugin's client certificate the pool's TLS context presents ("" for the config's own).
+  informer::mutex exec_cert_mu;
+  std::string exec_cert INFORMER_GUARDED_BY(exec_cert_mu);
   const std::unique_ptr<token_bucket> limiter;  // null: unlimited
 
   std::atomic<std::uint64_t> connections_opened{0};
