@@ -42,7 +42,7 @@ namespace {
 // (saying so once), so that the relist that follows reads every field.
 void fall_back_to_json_on_unknown_fields(const std::shared_ptr<std::atomic<bool>>& json_only, const resource& res,
                                          const informer::error& e) {
-  if (e.code() != make_error_code(codec::errc::unknown_field) || json_only->exchange(true)) return;
+  if (!detail::needs_json(e) || json_only->exchange(true)) return;
   log(log_level::warning, "apiserver_lister_watcher",
       to_string(res) + ": " + e.detail() + "; reading it as JSON from now on (the protobuf schemas are 1.20's)");
 }

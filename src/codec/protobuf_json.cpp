@@ -77,7 +77,8 @@ bool is_empty_value(go_kind kind, const json::value& v) {
 
 class renderer {
 public:
-  explicit renderer(const detail::schema& s) : schema_(s) {}
+  renderer(const detail::schema& s, bool reject_unknown_fields)
+      : schema_(s), reject_unknown_fields_(reject_unknown_fields) {}
 
   decode_context ctx;
 
@@ -102,7 +103,7 @@ public:
     // Rendering only the known fields would drop the others without a word (and a client writing
     // the object back would erase them): fail instead, so the caller can read it as JSON.
     auto known = m.known_numbers.begin();
-    for (const auto& w : wire.all()) {
+    for (const auto& w : reject_unknown_fields_ ? wire.all() : std::span<const wire_field>{}) {
       while (known != m.known_numbers.end() && *known < w.number) ++known;
       if (known == m.known_numbers.end() || *known != w.number) {
         return ctx.fail(errc::unknown_field, m.descriptor->full_name() + " has a field " + std::to_string(w.number) +
@@ -562,6 +563,7 @@ private:
   }
 
   const detail::schema& schema_;
+  const bool reject_unknown_fields_;
   int depth_ = 0;
 };
 
@@ -575,7 +577,7 @@ bool has_schemas() noexcept {
   }
 }
 
-detailed_result<json::value> to_json(const envelope& env) {
+detailed_result<json::value> to_json(const envelope& env, const to_json_options& options) {
   const auto& s = detail::schema::instance();
   if (!s) {
     return s.error();
@@ -584,7 +586,7 @@ detailed_result<json::value> to_json(const envelope& env) {
   if (!plan) {
     return plan.error();
   }
-  renderer r(**s);
+  renderer r(**s, options.reject_unknown_fields);
   json::value out;
   if (!r.object(**plan, env, out)) {
     const auto& e = r.ctx.failure();
@@ -593,7 +595,8 @@ detailed_result<json::value> to_json(const envelope& env) {
   return out;
 }
 
-detailed_result<json::value> message_to_json(std::string_view message_name, std::string_view bytes) {
+detailed_result<json::value> message_to_json(std::string_view message_name, std::string_view bytes,
+                                             const to_json_options& options) {
   const auto& s = detail::schema::instance();
   if (!s) {
     return s.error();
@@ -602,7 +605,7 @@ detailed_result<json::value> message_to_json(std::string_view message_name, std:
   if (plan == nullptr) {
     return error(make_error_code(errc::unknown_kind), "no protobuf message named " + std::string(message_name));
   }
-  renderer r(**s);
+  renderer r(**s, options.reject_unknown_fields);
   json::value out;
   if (!r.value(*plan, bytes, out)) {
     return r.ctx.failure();

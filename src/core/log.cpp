@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
-#include <regex>
+#include <string_view>
+#include <utility>
+#include <algorithm>
+#include <cctype>
 #include <vector>
 
 namespace informer {
@@ -34,21 +37,103 @@ char level_letter(log_level level) {
   return '?';
 }
 
-struct redaction {
-  std::regex pattern;
-  const char* replacement;
+constexpr std::string_view mask = "[redacted]";
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+bool is_word(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'; }
+bool is_space(char c) { return c == ' ' || c == '\t'; }
+
+// Positions of `word` in `lowered` (the text in lower case) that start a word.
+template <class F>
+void for_each_word(std::string_view lowered, std::string_view word, F f) {
+  for (std::size_t at = lowered.find(word); at != std::string_view::npos; at = lowered.find(word, at + 1)) {
+    if (at > 0 && is_word(lowered[at - 1])) continue;
+    f(at);
+  }
+}
+
+// Ranges to replace by the mask, possibly overlapping; applied in one pass at the end.
+struct masks {
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  void add(std::size_t begin, std::size_t end) {
+    if (end > begin) ranges.emplace_back(begin, end);
+  }
+  // The value starting at `from`: inside its quotes when it opens with one, else up to the first
+  // character in `stops`.
+  void add_value(std::string_view text, std::size_t from, std::string_view stops) {
+    if (from < text.size() && (text[from] == '"' || text[from] == '\'')) {
+      const auto close = text.find(text[from], from + 1);
+      add(from + 1, close == std::string_view::npos ? text.size() : close);
+      return;
+    }
+    const auto end = text.find_first_of(stops, from);
+    add(from, end == std::string_view::npos ? text.size() : end);
+  }
+  std::string apply(std::string_view text) {
+    std::sort(ranges.begin(), ranges.end());
+    std::string out;
+    std::size_t at = 0;
+    for (auto [begin, end] : ranges) {
+      if (end <= at) continue;
+      if (begin < at) begin = at;
+      out.append(text.substr(at, begin - at)).append(mask);
+      at = end;
+    }
+    return out.append(text.substr(at));
+  }
 };
 
-const std::vector<redaction>& redactions() {
-  constexpr auto flags = std::regex::ECMAScript | std::regex::icase;
-  static const std::vector<redaction> all{
-      {std::regex(R"(\b((?:proxy-)?authorization)(\s*:\s*)[^\r\n"]*)", flags), "$1$2[redacted]"},
-      {std::regex(R"(\b(bearer|basic)(\s+)[^\s"',;]+)", flags), "$1$2[redacted]"},
-      {std::regex(R"(\b([a-z0-9_.-]*(?:token|password|passwd|secret|key-data))("?\s*[:=]\s*"?)[^\s"&,;}]+)", flags),
-       "$1$2[redacted]"},
-      {std::regex(R"(\b([a-z][a-z0-9+.-]*://)[^/\s@]+@)", flags), "$1[redacted]@"},
-  };
-  return all;
+// After a key (`at` just past it): optional closing quote, spaces, then `separators`, spaces and
+// an optional opening quote. Returns where the value starts, or npos when no separator follows.
+std::size_t value_start(std::string_view text, std::size_t at, std::string_view separators) {
+  if (at < text.size() && (text[at] == '"' || text[at] == '\'')) ++at;
+  while (at < text.size() && is_space(text[at])) ++at;
+  if (at >= text.size() || separators.find(text[at]) == std::string_view::npos) return std::string_view::npos;
+  ++at;
+  while (at < text.size() && is_space(text[at])) ++at;
+  return at;
+}
+
+// Every rule is a forward scan: linear in the text, whatever it holds.
+void find_secrets(std::string_view text, masks& m) {
+  std::string lowered(text);
+  for (char& c : lowered) c = lower(c);
+  // Header values, whole (a scheme and its credentials): to the end of the line or the quote.
+  for (std::string_view header : {"authorization", "proxy-authorization", "cookie", "set-cookie"}) {
+    for_each_word(lowered, header, [&](std::size_t at) {
+      const auto from = value_start(text, at + header.size(), ":=");
+      if (from != std::string_view::npos) m.add_value(text, from, "\r\n\"'");
+    });
+  }
+  // Credentials after an authentication scheme, wherever they appear.
+  for (std::string_view scheme : {"bearer", "basic"}) {
+    for_each_word(lowered, scheme, [&](std::size_t at) {
+      auto from = at + scheme.size();
+      if (from >= text.size() || !is_space(text[from])) return;
+      while (from < text.size() && is_space(text[from])) ++from;
+      m.add_value(text, from, " \t\r\n\"',;");
+    });
+  }
+  // Values of keys that name a secret: "token", "bearer_token", "client-key-data", "password",
+  // "secretAccessKey", ... (the key ends with one of these words).
+  for (std::string_view key : {"token", "password", "passwd", "secret", "key-data", "apikey", "api-key", "api_key",
+                               "accesskey", "private-key", "privatekey", "credential", "credentials"}) {
+    for (std::size_t at = lowered.find(key); at != std::string_view::npos; at = lowered.find(key, at + 1)) {
+      const auto end = at + key.size();
+      if (end < text.size() && std::isalnum(static_cast<unsigned char>(text[end]))) continue;  // "tokens"
+      auto start = at;  // of the whole key
+      while (start > 0 && is_word(text[start - 1])) --start;
+      if (start > 0 && text[start - 1] == '/') continue;  // a path: ".../token: no such file"
+      const auto from = value_start(text, end, ":=");
+      if (from != std::string_view::npos) m.add_value(text, from, " \t\r\n\"&,;}");
+    }
+  }
+  // User-info of URLs: scheme://user:password@host.
+  for (std::size_t at = text.find("://"); at != std::string_view::npos; at = text.find("://", at + 3)) {
+    const auto from = at + 3;
+    const auto end = text.find_first_of("/ \t\r\n@?#\"'", from);
+    if (end != std::string_view::npos && text[end] == '@') m.add(from, end);
+  }
 }
 
 }  // namespace
@@ -121,8 +206,7 @@ void log(log_level level, std::string_view component, std::string_view message) 
 }
 
 std::string redact(std::string_view text) {
-  // libstdc++'s regex recurses per character: bound the text first (a longer message is no
-  // longer readable anyway).
+  // A longer message is no longer readable anyway.
   constexpr std::size_t max_length = 4096;
   std::string out(text.substr(0, max_length));
   if (text.size() > max_length) out += "...[truncated]";
@@ -138,8 +222,9 @@ std::string redact(std::string_view text) {
     }
     ++at;
   }
-  for (const auto& r : redactions()) out = std::regex_replace(out, r.pattern, r.replacement);
-  return out;
+  masks m;
+  find_secrets(out, m);
+  return m.apply(out);
 }
 
 }  // namespace informer

@@ -2,6 +2,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -82,12 +83,37 @@ BOOST_AUTO_TEST_CASE(credentials_are_redacted) {
   BOOST_TEST(r("key: -----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY----- end") ==
              "key: [redacted private key] end");
   BOOST_TEST(r("-----BEGIN PRIVATE KEY-----\nMHcCAQEE") == "[redacted private key]");
+  BOOST_TEST(r(R"({"Authorization": "abc123", "x": 1})") == R"({"Authorization": "[redacted]", "x": 1})");
+  BOOST_TEST(r(R"(password: "p w, x" next)") == R"(password: "[redacted]" next)");
+  BOOST_TEST(r("Cookie: session=abc; theme=dark\nnext") == "Cookie: [redacted]\nnext");
+  BOOST_TEST(r("secretAccessKey=AKIA/abc apiKey: k") == "secretAccessKey=[redacted] apiKey: [redacted]");
+  BOOST_TEST(r("tokens: 3, token file /var/run/token: not found") == "tokens: 3, token file /var/run/token: not found");
   // Ordinary text is left alone, certificates included.
   const std::string plain =
       "configmaps in default: the watch received nothing for 90000 ms; reopening it from resourceVersion 42 "
       "(the continue token expired) -----BEGIN CERTIFICATE-----";
   BOOST_TEST(r(plain) == plain);
   BOOST_TEST(r(std::string(10000, 'x')).size() < 4200u);
+}
+
+BOOST_AUTO_TEST_CASE(redaction_is_linear_and_shallow_on_hostile_text) {
+  // Text from servers lands in messages: no input may stall or overflow a thread's stack.
+  std::string dashes;
+  while (dashes.size() < 4096) dashes += "a-";
+  std::string header = "Authorization: " + std::string(4000, 'x');
+  std::string tokens;
+  while (tokens.size() < 4096) tokens += "token=";
+  std::string urls;
+  while (urls.size() < 4096) urls += "://";
+  const auto started = std::chrono::steady_clock::now();
+  for (const auto& text : {dashes, header, tokens, urls, std::string(4096, '"')}) {
+    std::string out;
+    std::thread small([&] { out = redact(text); });  // a thread's default stack; no recursion needed
+    small.join();
+    BOOST_TEST(out.size() <= text.size() + 20);
+  }
+  BOOST_TEST((std::chrono::steady_clock::now() - started < std::chrono::seconds(2)));
+  BOOST_TEST(redact(header) == "Authorization: [redacted]");
 }
 
 BOOST_AUTO_TEST_CASE(messages_pass_the_redaction_on_their_way_to_the_sink) {

@@ -138,16 +138,24 @@ detailed_result<boost::json::value> metadata_to_json(const envelope& env);
 /// True when the full schemas are compiled in (so `to_json` can decode the built-in kinds).
 bool has_schemas() noexcept;
 
+struct to_json_options {
+  /// A field number the compiled (1.20) schemas lack fails the decode with `unknown_field`
+  /// instead of being left out. An API-server source sets it and reads such a resource as JSON;
+  /// a reader with no other encoding to turn to (etcd) leaves it off and keeps the known fields.
+  bool reject_unknown_fields = false;
+};
+
 /// The object in `env` as the JSON kube-apiserver sends for it: `kind` and `apiVersion` from the
 /// envelope, then the body rendered field by field (see the header comment).
 /// Errors: `schemas_unavailable` (built without them), `unknown_kind` (no message for this
 /// apiVersion/kind, e.g. a custom resource), `truncated`/`malformed` (bad bytes, bad embedded
-/// JSON), `unsupported` (a value Kubernetes' own JSON encoder would refuse); the detail names the
-/// field path.
-detailed_result<boost::json::value> to_json(const envelope& env);
+/// JSON), `unsupported` (a value Kubernetes' own JSON encoder would refuse), `unknown_field` (see
+/// `to_json_options`); the detail names the field path.
+detailed_result<boost::json::value> to_json(const envelope& env, const to_json_options& options = {});
 
 /// One message of a named protobuf type (e.g. "k8s.io.api.core.v1.PodSpec") as Kubernetes renders
 /// it in JSON; no kind/apiVersion are added. Errors as for `to_json`.
-detailed_result<boost::json::value> message_to_json(std::string_view message_name, std::string_view bytes);
+detailed_result<boost::json::value> message_to_json(std::string_view message_name, std::string_view bytes,
+                                                    const to_json_options& options = {});
 
 }  // namespace informer::codec

@@ -12,17 +12,18 @@
 //   into your own logging (spdlog, glog, syslog) with `set_log_sink`; an empty sink drops them.
 //
 // Secrets never reach the sink: every message passes `redact`, which masks bearer tokens,
-// Authorization and Proxy-Authorization header values, `token=`/`password=` style parameters,
-// URL credentials and PEM private keys, whatever wrote them. The SDK also never puts a credential
+// Authorization, Proxy-Authorization and Cookie header values, `token=`/`password=` style
+// parameters, URL credentials and PEM private keys, whatever wrote them. The SDK also never puts a credential
 // into a message on purpose; the mask is a second guard.
 //
 //   informer::set_log_level(informer::log_level::info);
 //   informer::set_log_sink([](const informer::log_record& r) { my_log(r.level, r.component, r.message); });
 //
 // Thread safety: every function is thread-safe. The sink is called from whatever thread logs
-// (the I/O executors included), possibly concurrently: it must be thread-safe and quick. It is not
-// called under any lock of the SDK's, so it may log again or change the level or sink. An
-// exception thrown by the sink is swallowed.
+// (the I/O executors included), possibly concurrently: it must be thread-safe and quick. It may be
+// called while the SDK holds a lock of its own (an informer reporting a failing indexer does), so
+// it must not call back into informers or clients; it may log again or change the level or sink
+// (the logger's own lock is not held). An exception thrown by the sink is swallowed.
 #pragma once
 
 #include <chrono>
@@ -60,10 +61,12 @@ log_sink stderr_log_sink();
 /// Sends `message`, redacted, to the sink when `level` is enabled.
 void log(log_level level, std::string_view component, std::string_view message);
 
-/// `text` with credentials masked as "[redacted]": the value after "Bearer " or "Basic ", after
-/// an "Authorization:" or "Proxy-Authorization:" header name, after `token`, `password`,
-/// `secret` or `client-key-data` keys (`=`, `:` or `": "` separated, quoted or not), the
-/// user-info of URLs (`https://user:pass@host`), and whole PEM private key blocks.
+/// `text` (its first 4 KiB) with credentials masked as "[redacted]": the value after "Bearer " or
+/// "Basic ", after an Authorization, Proxy-Authorization, Cookie or Set-Cookie header name, after
+/// keys ending in token, password, passwd, secret, key-data, apikey, accesskey, private-key or
+/// credential(s) (`=`, `:` or `": "` separated; a quoted value to its closing quote), the
+/// user-info of URLs (`https://user:pass@host`), and whole PEM private key blocks. Linear in the
+/// text.
 std::string redact(std::string_view text);
 
 }  // namespace informer

@@ -28,9 +28,8 @@ informer::error malformed(std::string what) { return {errc::malformed_response, 
 
 // A codec error as the lister-watcher reports it: oversize frames keep their meaning.
 informer::error from_codec(const informer::error& e, std::string_view context) {
-  // An unknown field keeps its code: the source then reads the resource as JSON instead.
-  if (e.code() == make_error_code(codec::errc::unknown_field))
-    return {e.code(), std::string(context) + ": " + e.detail()};
+  // Protobuf's own limits keep their code: the source then reads the resource as JSON instead.
+  if (needs_json(e)) return {e.code(), std::string(context) + ": " + e.detail()};
   const bool too_large = e.code() == make_error_code(codec::errc::frame_too_large);
   return {too_large ? errc::object_too_large : errc::malformed_response, std::string(context) + ": " + e.what()};
 }
@@ -66,12 +65,14 @@ detailed_result<object::ptr> build(const json::value& v, const decode_settings& 
                          std::string(context) + ": " + obj.error().what()};
 }
 
-// The cache key an item's metadata gives, or "" when it names no object.
-std::string item_key(const json::object* item) {
+// The cache key an item's metadata gives, or "" when it names no object (or, for a namespaced
+// resource, no namespace: the key could not match the cached one).
+std::string item_key(const json::object* item, const resource& res) {
   if (item == nullptr) return {};
   const auto name = metadata_string(*item, "name");
-  if (name.empty()) return {};
-  return make_key(metadata_string(*item, "namespace"), name);
+  const auto ns = metadata_string(*item, "namespace");
+  if (name.empty() || (res.namespaced && ns.empty())) return {};
+  return make_key(ns, name);
 }
 
 // "item 3 (ns/name) of the list of pods": where an item that cannot be decoded sits, with its key
@@ -86,7 +87,7 @@ std::string item_context(std::size_t index, const std::string& key, std::string_
 // keeps its cached state); without a key nothing could protect it, so the page fails. So does an
 // item with fields the schemas lack: read as JSON, it would decode.
 bool skip_item(object_list& page, std::string key, informer::error e) {
-  if (key.empty() || e.code() == make_error_code(codec::errc::unknown_field)) return false;
+  if (key.empty() || needs_json(e)) return false;
   page.skipped.push_back(skipped_item{.key = std::move(key), .error = std::move(e)});
   return true;
 }
@@ -168,7 +169,7 @@ detailed_result<object_list> decode_json_list(std::string_view body, const decod
   const std::string list_name = "the list of " + to_string(s.res);
   for (std::size_t i = 0; i < array.size(); ++i) {
     if (!array[i].is_object()) return malformed(item_context(i, "", list_name) + " is not an object");
-    std::string key = item_key(&array[i].get_object());
+    std::string key = item_key(&array[i].get_object(), s.res);
     const std::string context = item_context(i, key, list_name);
     json::value item = with_type(std::move(array[i].get_object()), kind, api_version, s.metadata_only);
     array[i] = nullptr;  // frees the item's DOM as we go
@@ -190,7 +191,7 @@ detailed_result<json::value> object_from_protobuf(codec::envelope env, const dec
     env.kind = kind;
     return codec::metadata_to_json(env);
   }
-  return codec::to_json(env);
+  return codec::to_json(env, {.reject_unknown_fields = true});
 }
 
 detailed_result<object_list> decode_protobuf_list(std::string_view body, const decode_settings& s) {
@@ -225,7 +226,7 @@ detailed_result<object_list> decode_protobuf_list(std::string_view body, const d
     // The key, for the report, from the metadata alone (which may decode when the rest does not).
     auto fail = [&](auto&& error) {
       auto md = codec::metadata_to_json(item_env);
-      std::string key = item_key(md && md->is_object() ? &md->get_object() : nullptr);
+      std::string key = item_key(md && md->is_object() ? &md->get_object() : nullptr, s.res);
       auto e = error(item_context(i, key, list_name));
       if (skip_item(out, std::move(key), e)) return true;
       failure = std::move(e);
@@ -257,6 +258,11 @@ detailed_result<watch_event_type> event_type(std::string_view type) {
 }
 
 }  // namespace
+
+bool needs_json(const informer::error& e) noexcept {
+  return e.code() == make_error_code(codec::errc::unknown_field) ||
+         e.code() == make_error_code(codec::errc::unsupported);
+}
 
 bool is_protobuf(std::string_view content_type) noexcept {
   return content_type.starts_with("application/vnd.kubernetes.protobuf");

@@ -35,6 +35,11 @@ struct decode_settings {
   std::size_t max_frame_bytes = 16 * 1024 * 1024;
 };
 
+/// True for a decoding failure that JSON would not have: protobuf brought a field the compiled
+/// schemas lack (`codec::errc::unknown_field`) or a value the codec cannot render
+/// (`unsupported`). The source then reads the resource as JSON; such a list item is not skipped.
+bool needs_json(const informer::error& e) noexcept;
+
 /// True for a protobuf Content-Type ("application/vnd.kubernetes.protobuf[;...]").
 bool is_protobuf(std::string_view content_type) noexcept;
 
