@@ -121,7 +121,7 @@ void find_secrets(std::string_view text, masks& m) {
     for (std::size_t at = lowered.find(key); at != std::string_view::npos; at = lowered.find(key, at + 1)) {
       const auto end = at + key.size();
       if (end < text.size() && std::isalnum(static_cast<unsigned char>(text[end]))) continue;  // "tokens"
-      auto start = at;  // of the whole key
+      auto start = at;                                                                         // of the whole key
       while (start > 0 && is_word(text[start - 1])) --start;
       if (start > 0 && text[start - 1] == '/') continue;  // a path: ".../token: no such file"
       const auto from = value_start(text, end, ":=");
