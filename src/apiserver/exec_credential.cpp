@@ -1,5 +1,7 @@
 #include "informer/apiserver/exec_credential.hpp"
 
+#include "informer/core/log.hpp"
+
 #include "core/detail/async_completion.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -272,6 +274,7 @@ asio::awaitable<std::tuple<informer::error, exec_credential>> run_plugin(exec_co
                                     "gives it one (standard input is not a terminal)"),
         {}};
   }
+  log(log_level::info, "exec_credential", "running the credential plugin " + plugin_name(exec));
   auto spawned = spawn(exec, exec_info(exec, cluster));
   if (!spawned) co_return result{spawned.error(), {}};
   const child c = *spawned;

@@ -1,6 +1,7 @@
 #include "apiserver/detail/http_exchange.hpp"
 
 #include "apiserver/detail/completion.hpp"
+#include "informer/core/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -200,6 +201,7 @@ asio::awaitable<std::pair<attempt_result, connection_ptr>> on_a_connection(const
     if (r.error && reused && r.nothing_received && idempotent(req.method()) &&
         r.error.code() != beast::error::timeout) {
       s->pool.count_stale();
+      log(log_level::debug, "http_client", what + ": a reused connection was closed by the server; sending again");
       release(std::move(c));
       continue;
     }
@@ -263,12 +265,21 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
     http_response& response = r.response;
     if (response.status_code == 401) {
       s->tokens.invalidate();  // the token file may have been rotated
+      log(log_level::info, "http_client",
+          what + ": 401 Unauthorized; the credentials will be read again (token file, plugin) for the next request");
       if (s->exec && (!sent.token.empty() || !sent.client_certificate.empty())) s->exec->invalidate(sent);
     }
     if (response.status_code == 429 && retries < policy.max_retries_after_429) {
       if (const auto wait = status_of(response).retry_after) {
         ++s->retries_after_429;
-        timer.expires_after(std::min<std::chrono::nanoseconds>(*wait, s->options.max_retry_after));
+        const auto delay = std::min<std::chrono::nanoseconds>(*wait, s->options.max_retry_after);
+        if (log_enabled(log_level::info)) {
+          log(log_level::info, "http_client",
+              what + ": 429 Too Many Requests; retrying in " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(delay).count()) + " ms (retry " +
+                  std::to_string(retries + 1) + " of " + std::to_string(policy.max_retries_after_429) + ")");
+        }
+        timer.expires_after(delay);
         co_await timer.async_wait(nothrow);
         continue;
       }
