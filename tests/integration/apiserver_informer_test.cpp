@@ -805,7 +805,8 @@ BOOST_AUTO_TEST_CASE(wrong_token_is_reported_with_backoff) {
   log_capture logs;
   auto errors = failures_over(make_source(client, informer::parse_resource("pods").value()), failure_window);
   // Readable in the log, without the token.
-  const auto logged = logs.lines_with("Unauthorized", config.bearer_token);
+  // The reflector's lines (the HTTP client also notes each 401, at info).
+  const auto logged = logs.lines_with("reflector: informer: unauthorized (401)", config.bearer_token);
   BOOST_TEST(logged.size() == errors.size());
   if (!logged.empty()) BOOST_TEST_MESSAGE("logged: " << logged.front());
   for (const auto& line : logged) BOOST_TEST(line.find("GET https://") != std::string::npos, line);

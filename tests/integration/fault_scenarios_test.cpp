@@ -382,11 +382,16 @@ BOOST_AUTO_TEST_CASE(response_cut_mid_list_with_continue_tokens) {
   // connection is retried by the HTTP client on a new one, as nothing of it was received.)
   const std::size_t budget = 24000 + s.rng()() % 12000;
   const auto mode = s.rng()() % 2 ? close_mode::reset : close_mode::fin;
+  BOOST_TEST_MESSAGE("cutlist: budget " << budget << (mode == close_mode::reset ? " reset" : " fin"));
   s.proxy().cut_after(budget, fault_direction::downstream, mode);
   s.start(/*wait_for_sync=*/false);
   s.start_writer();
-  BOOST_TEST_REQUIRE(eventually([&] { return s.proxy().counters().cut >= 3 && s.error_count() >= 2; }, 20s, 10ms));
-  BOOST_TEST(!s.informer().has_synced());
+  // Usually every list dies mid-page and the informer cannot sync. But when a cut lands in the
+  // first TLS record of a page's answer on a reused connection, the client sends that request
+  // again on a fresh connection, with a fresh budget, which may carry the rest of the list: the
+  // informer then syncs, and the cuts hit its watch (reopened without a report) instead.
+  BOOST_TEST_REQUIRE(eventually(
+      [&] { return s.proxy().counters().cut >= 3 && (s.error_count() >= 2 || s.informer().has_synced()); }, 20s, 10ms));
   BOOST_TEST(s.source().continued() > 0u);
   s.proxy().resume();
   BOOST_TEST_REQUIRE(informer::wait_for_cache_sync({s.shared_informer()}, converge_timeout));
