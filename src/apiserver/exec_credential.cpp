@@ -2,6 +2,7 @@
 
 #include "informer/core/log.hpp"
 
+#include "apiserver/detail/base64.hpp"
 #include "core/detail/async_completion.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -43,23 +44,6 @@ constexpr std::size_t max_stdout = 1 << 20;
 constexpr std::size_t stderr_tail_size = 2048;
 
 informer::error invalid(std::string detail) { return {errc::invalid_config, std::move(detail)}; }
-
-std::string encode_base64(std::string_view in) {
-  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    const std::size_t n = std::min<std::size_t>(3, in.size() - i);
-    std::uint32_t v = static_cast<unsigned char>(in[i]) << 16;
-    if (n > 1) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    if (n > 2) v |= static_cast<unsigned char>(in[i + 2]);
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += n > 1 ? alphabet[(v >> 6) & 63] : '=';
-    out += n > 2 ? alphabet[v & 63] : '=';
-  }
-  return out;
-}
 
 // RFC 3339 as Go's time.RFC3339 reads it: 2006-01-02T15:04:05[.fraction](Z|+hh:mm|-hh:mm).
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view s) {
@@ -115,7 +99,7 @@ std::string exec_info(const exec_config& exec, const exec_cluster_info& cluster)
     json::object c{{"server", cluster.server}};
     if (!cluster.tls_server_name.empty()) c["tls-server-name"] = cluster.tls_server_name;
     if (cluster.insecure_skip_tls_verify) c["insecure-skip-tls-verify"] = true;
-    if (!cluster.ca_pem.empty()) c["certificate-authority-data"] = encode_base64(cluster.ca_pem);
+    if (!cluster.ca_pem.empty()) c["certificate-authority-data"] = detail::encode_base64(cluster.ca_pem);
     if (!exec.cluster_config.empty()) {
       boost::system::error_code ec;
       auto v = json::parse(exec.cluster_config, ec);

@@ -1,5 +1,7 @@
 #include "apiserver/detail/proxy.hpp"
 
+#include "apiserver/detail/base64.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -110,29 +112,6 @@ std::optional<std::string> percent_decode(std::string_view s) {
   return out;
 }
 
-std::string base64(std::string_view in) {
-  static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += alphabet[v & 63];
-  }
-  if (const auto rest = in.size() - i; rest > 0) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (rest == 2) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += rest == 2 ? alphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 // "http" for "HTTP://x"; "" without "://" before the first '/'.
 std::string scheme_of(std::string_view url) {
   const auto sep = url.find("://");
@@ -187,7 +166,7 @@ detailed_result<proxy_endpoint> parse_proxy_url(std::string_view text, std::stri
     auto user = percent_decode(userinfo.substr(0, colon));
     auto password = percent_decode(colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1));
     if (!user || !password) return bad("invalid percent-encoding in the user or password");
-    p.authorization = "Basic " + base64(*user + ":" + *password);
+    p.authorization = "Basic " + encode_base64(*user + ":" + *password);
   }
   std::string port;
   if (!authority.empty() && authority.front() == '[') {
