@@ -2,14 +2,14 @@
 
 #include "informer/core/mutex.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <memory>
 #include <string_view>
 #include <utility>
-#include <algorithm>
-#include <cctype>
 #include <vector>
 
 namespace informer {
