@@ -160,6 +160,9 @@ detailed_result<child> spawn(const exec_config& exec, const std::string& info) {
   ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   ::posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   ::posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  // Nothing else of this process: Asio opens its sockets without close-on-exec, and a helper the
+  // plugin leaves running would otherwise hold the client's connections and listening ports.
+  ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   ::posix_spawnattr_init(&attr);
   // Its own process group, so a timeout kills whatever it started too; default signal actions
   // and an empty mask whatever this process ignores or blocks.

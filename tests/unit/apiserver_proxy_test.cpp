@@ -128,6 +128,16 @@ BOOST_AUTO_TEST_CASE(errors_never_show_the_password) {
   BOOST_TEST(redact_proxy_url("http://bob@h:1") == "http://bob@h:1");
   BOOST_TEST(redact_proxy_url("http://h:1") == "http://h:1");
   BOOST_TEST(redact_proxy_url("bob:p@ss@h:1") == "bob:xxxxx@h:1");
+  // A password with an unescaped '#', '/' or '?' would end a URL's host early: refused, and not
+  // quoted.
+  for (const auto& [url, secret] :
+       {std::pair{"http://bob:p#ss@h:3128", "p#ss"}, std::pair{"http://bob:1234/x@h:3128", "1234"},
+        std::pair{"http://bob:a?b@h", "a?b"}}) {
+    auto p = parse_proxy_url(url, "test", false);
+    BOOST_TEST_REQUIRE(p.has_error(), url);
+    BOOST_TEST(!contains(p.error().detail(), secret), p.error().detail());
+    BOOST_TEST(contains(p.error().detail(), "percent-encode"), p.error().detail());
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -2,6 +2,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "informer/apiserver/kubeconfig.hpp"
 #include "io_threads.hpp"
 
@@ -255,6 +258,25 @@ BOOST_AUTO_TEST_CASE(a_plugin_gives_its_token_and_sees_its_environment) {
   BOOST_TEST(c.token == "arg-mine-from-parent");
   BOOST_TEST(!c.expiry.has_value());
   ::unsetenv("EXEC_TEST_INHERITED");
+}
+
+BOOST_AUTO_TEST_CASE(a_plugin_inherits_no_descriptor_but_its_pipes_and_reads_dev_null) {
+  // As a socket Asio opened: no close-on-exec.
+  const int inheritable = ::open("/dev/null", O_RDONLY);
+  BOOST_TEST_REQUIRE(inheritable > 2);
+  auto p = provider({.command = script("fds.sh",
+                                       "fds=$(ls /proc/self/fd | tr '\\n' ' ')\n"
+                                       "in=$(readlink /proc/self/fd/0)\n"
+                                       "echo \"{\\\"apiVersion\\\":\\\"" +
+                                           std::string{v1} +
+                                           "\\\",\\\"kind\\\":\\\"ExecCredential\\\",\\\"status\\\":{"
+                                           "\\\"token\\\":\\\"$in [$fds]\\\"}}\"\n"),
+                     .interactive_mode = exec_interactive_mode::never});
+  auto [e, c] = get(*p);
+  ::close(inheritable);
+  BOOST_TEST_REQUIRE(!e, e.what());
+  // 0-2, and the descriptor `ls` opened to read /proc/self/fd.
+  BOOST_TEST(c.token.starts_with("/dev/null [0 1 2 3 ]"), c.token);
 }
 
 BOOST_AUTO_TEST_CASE(a_failing_plugin_names_its_exit_code_and_stderr) {

@@ -126,13 +126,12 @@ std::string bracketed(const std::string& host) { return host.find(':') != std::s
 std::string redact_proxy_url(std::string_view url) {
   const auto sep = url.find("://");
   const std::size_t start = sep == std::string_view::npos ? 0 : sep + 3;
-  const auto end = url.find_first_of("/?#", start);
-  const std::string_view authority = url.substr(start, end == std::string_view::npos ? url.npos : end - start);
-  const auto at = authority.rfind('@');
-  if (at == std::string_view::npos) return std::string{url};
-  const auto colon = authority.substr(0, at).find(':');
+  // User info runs to the last '@', even past a '/', '?' or '#' that a password left unescaped.
+  const auto at = url.rfind('@');
+  if (at == std::string_view::npos || at < start) return std::string{url};
+  const auto colon = url.substr(start, at - start).find(':');
   if (colon == std::string_view::npos) return std::string{url};
-  return std::string{url.substr(0, start + colon + 1)} + "xxxxx" + std::string{url.substr(start + at)};
+  return std::string{url.substr(0, start + colon + 1)} + "xxxxx" + std::string{url.substr(at)};
 }
 
 detailed_result<proxy_endpoint> parse_proxy_url(std::string_view text, std::string_view origin,
@@ -158,6 +157,11 @@ detailed_result<proxy_endpoint> parse_proxy_url(std::string_view text, std::stri
 
   std::string_view rest = std::string_view{url}.substr(scheme.size() + 3);
   std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (rest.substr(authority.size()).find('@') != std::string_view::npos) {
+    // Read as a URL, a password holding '/', '?' or '#' would end the host early and become a host
+    // or port, shown in every error: refuse it instead.
+    return bad("'@' after the host: percent-encode '/', '?' and '#' in the user and password");
+  }
   proxy_endpoint p;
   if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
     const std::string_view userinfo = authority.substr(0, at);
