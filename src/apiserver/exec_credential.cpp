@@ -134,7 +134,8 @@ std::string plugin_name(const exec_config& exec) { return "exec plugin \"" + exe
 
 std::string with_stderr(std::string detail, const std::string& tail) {
   if (tail.empty()) return detail + " (no standard error output)";
-  return detail + "; its standard error ends: " + tail;
+  // Redacted: a plugin in a debug mode may print the very credentials it hands out.
+  return detail + "; its standard error ends: " + redact(tail);
 }
 
 // A child process and the ends of its output pipes, until reaped.

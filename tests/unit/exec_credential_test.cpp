@@ -280,12 +280,14 @@ BOOST_AUTO_TEST_CASE(a_plugin_inherits_no_descriptor_but_its_pipes_and_reads_dev
 }
 
 BOOST_AUTO_TEST_CASE(a_failing_plugin_names_its_exit_code_and_stderr) {
-  auto p = provider({.command = script("fail.sh", "echo starting >&2\necho boom >&2\nexit 3\n")});
+  auto p = provider(
+      {.command = script("fail.sh", "echo starting >&2\necho 'debug: token=s3cr3t' >&2\necho boom >&2\nexit 3\n")});
   auto [e, c] = get(*p);
   BOOST_TEST_REQUIRE(static_cast<bool>(e));
   BOOST_TEST(e.code() == make_error_code(errc::invalid_config));
   BOOST_TEST(contains(e.detail(), "exited with code 3"), e.detail());
   BOOST_TEST(contains(e.detail(), "boom"), e.detail());
+  BOOST_TEST(!contains(e.detail(), "s3cr3t"), e.detail());  // the tail is redacted
   BOOST_TEST(p->runs() == 1u);
   auto [again, c2] = get(*p);  // a failure is not cached
   BOOST_TEST(static_cast<bool>(again));
