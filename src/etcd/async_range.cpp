@@ -43,7 +43,7 @@ public:
   using completion = informer::detail::async_completion<client::range_signature>;
 
   range_call(std::shared_ptr<detail::connection> conn, std::string what, etcdserverpb::RangeRequest request,
-             handler_type handler)
+             handler_type handler, asio::execution_context* target)
       : conn_(std::move(conn)),
         what_(std::move(what)),
         request_(std::move(request)),
@@ -54,7 +54,7 @@ public:
         // `finish`.
         completion_(completion::create(std::move(handler),
                                        asio::require(asio::system_executor(), asio::execution::blocking.never),
-                                       informer::detail::delivery::post)) {}
+                                       informer::detail::delivery::post, target)) {}
 
   // On the initiating thread, once.
   void start() {
@@ -220,11 +220,11 @@ private:
 }  // namespace
 
 void client::async_range_impl(std::string key, std::string range_end, range_options options,
-                              asio::any_completion_handler<range_signature> handler) {
+                              asio::any_completion_handler<range_signature> handler, asio::execution_context* target) {
   etcdserverpb::RangeRequest request;
   detail::fill_range_request(request, key, range_end, options);
   auto call = std::make_shared<range_call>(state_->conn, "Range " + detail::describe_range(key, range_end),
-                                           std::move(request), std::move(handler));
+                                           std::move(request), std::move(handler), target);
   call->start();
 }
 

@@ -6,12 +6,14 @@
 #include "informer/core/mutex.hpp"
 
 #include "core/detail/async_completion.hpp"
+#include "core/detail/context_registry.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
@@ -132,7 +134,7 @@ std::size_t buffered_size(const watch_update& u) {
 // into a post, `async_completion::complete`'s included), never while a watch handle is destroyed.
 // Calls made under it only queue work (`asio::post`, `watch_handle::cancel` and `detach`), so the
 // client's thread, which takes it in the watch callback, never waits for anything that waits for it.
-struct watch_state : std::enable_shared_from_this<watch_state> {
+struct watch_state final : std::enable_shared_from_this<watch_state>, informer::detail::orphanable {
   watch_state(std::shared_ptr<const source::shared> s, selectors sel, bool allow_bookmarks)
       : shared(std::move(s)), filter(std::move(sel)), bookmarks(allow_bookmarks) {}
 
@@ -241,10 +243,11 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
     // `stream` goes here, outside the lock (its destructor takes it); it waits for nothing.
   }
 
-  // The executor's context is shutting down (see watch_registry): what waits here for the client's
-  // thread to complete it goes with the context, as its own pending handlers do, instead of being
-  // posted into it later, once it is gone. Nothing is invoked.
-  void orphan() {
+  // The executor's context is shutting down (see core/detail/context_registry.hpp): what waits here
+  // for the client's thread to complete it (an open, an async_next) goes with the context, as its
+  // own pending handlers do, instead of being posted into it later, once it is gone. Nothing is
+  // invoked. The client's thread posts only under `mutex`, so none of its posts is under way after.
+  void orphan() override {
     std::shared_ptr<open_completion> open;
     std::shared_ptr<watch_stream> stream;
     std::shared_ptr<next_completion> next;
@@ -425,46 +428,6 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
   }
 };
 
-// The watches whose pending completions wait in this file for the client's thread, per execution
-// context of a source's executor. The client's thread completes an open or an async_next by posting
-// to that executor, which must not happen once its context is destroyed (an informer stopped after
-// its executor stopped: the reflector's cancellation of the open never runs). Asio destroys the
-// pending handlers of its own I/O objects when their context shuts down; this service does the same
-// for the handlers held here, and tells each watch to post nothing more. Thread-safe.
-class watch_registry final : public asio::execution_context::service {
-public:
-  static inline asio::execution_context::id id;
-
-  explicit watch_registry(asio::execution_context& context) : asio::execution_context::service(context) {}
-
-  void add(const std::shared_ptr<watch_state>& state) {
-    informer::lock_guard lock(mutex_);
-    if (states_.size() >= prune_at_) {
-      std::erase_if(states_, [](const std::weak_ptr<watch_state>& w) { return w.expired(); });
-      prune_at_ = std::max<std::size_t>(64, 2 * states_.size());
-    }
-    states_.push_back(state);
-  }
-
-private:
-  void shutdown() override {
-    std::vector<std::weak_ptr<watch_state>> states;
-    {
-      informer::lock_guard lock(mutex_);
-      states.swap(states_);
-    }
-    for (const auto& weak : states) {
-      if (auto state = weak.lock()) {
-        state->orphan();
-      }
-    }
-  }
-
-  informer::mutex mutex_;
-  std::vector<std::weak_ptr<watch_state>> states_ INFORMER_GUARDED_BY(mutex_);
-  std::size_t prune_at_ INFORMER_GUARDED_BY(mutex_) = 64;
-};
-
 class etcd_watch_stream final : public watch_stream {
 public:
   etcd_watch_stream(std::shared_ptr<watch_state> state, const asio::any_io_executor& executor)
@@ -586,12 +549,15 @@ void source::list_impl(informer::list_options options, asio::any_completion_hand
   auto executor = asio::get_associated_executor(handler, executor_);
   auto slot = asio::get_associated_cancellation_slot(handler);
   const range_options range{.limit = std::max<std::int64_t>(options.limit, 0), .revision = revision};
+  // The page is decoded on the source's executor, whose execution context the client can name (the
+  // handler's type-erased executor cannot): if that context is destroyed while the Range is in
+  // flight, the completion goes with it instead of being posted into it.
   etcd_->async_range(
       std::move(from), shared_->range_end, range,
       asio::bind_cancellation_slot(
           slot,
-          asio::bind_executor(executor, [state = shared_, filter = std::move(*filter), revision, not_older,
-                                         handler = std::move(handler)](informer::error e, range_result r) mutable {
+          asio::bind_executor(executor_, [state = shared_, filter = std::move(*filter), revision, not_older, executor,
+                                          handler = std::move(handler)](informer::error e, range_result r) mutable {
             object_list page;
             if (!e && not_older > r.revision) {
               e = informer::error{informer::errc::resource_version_too_large,
@@ -611,7 +577,7 @@ void source::list_impl(informer::list_options options, asio::any_completion_hand
                 page.continue_token = make_continue_token(snapshot, r.kvs.back().key);
               }
             }
-            std::move(handler)(std::move(e), std::move(page));
+            asio::dispatch(executor, asio::append(std::move(handler), std::move(e), std::move(page)));
           })));
 }
 
@@ -634,7 +600,7 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
   auto state = std::make_shared<watch_state>(shared_, std::move(*filter), options.allow_bookmarks);
   auto stream = std::make_shared<etcd_watch_stream>(state, executor_);
   // After the stream's timer: the registry's service then shuts down before the timers' service.
-  asio::use_service<watch_registry>(asio::query(executor_, asio::execution::context)).add(state);
+  informer::detail::context_registry::add(asio::query(executor_, asio::execution::context), state);
   if (options.timeout.count() > 0) {
     stream->start_timer(options.timeout);
   }

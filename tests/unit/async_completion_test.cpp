@@ -6,6 +6,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <future>
 #include <memory>
 #include <thread>
+#include <vector>
 
 using informer::detail::async_completion;
 using informer::detail::delivery;
@@ -232,4 +234,74 @@ BOOST_AUTO_TEST_CASE(a_losing_owner_is_released_through_the_fallback) {
   BOOST_TEST(watch.expired());
   BOOST_TEST(out.calls == 1);
   BOOST_TEST(out.value == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_target_context_shutting_down_first_releases_the_handler_uninvoked) {
+  auto io = std::make_unique<asio::io_context>();
+  auto token = std::make_shared<int>(0);
+  bool called = false;
+  auto op = completion::create([token, &called](boost::system::error_code, int) { called = true; }, io->get_executor(),
+                               delivery::dispatch, io.get());
+  BOOST_TEST(token.use_count() == 2);
+  io.reset();                          // never run: the operation is still pending
+  BOOST_TEST(token.use_count() == 1);  // released with the context, not later by `op`
+  BOOST_TEST(!op->complete({}, 1));    // a late answer posts nothing into the destroyed context
+  auto owner = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = owner;
+  BOOST_TEST(!op->complete_releasing(std::move(owner), {}, 2));
+  BOOST_TEST(watch.expired());  // its fallback is gone too: released right here
+  BOOST_TEST(!called);
+}
+
+BOOST_AUTO_TEST_CASE(a_completion_queued_on_another_fallback_goes_with_its_target) {
+  asio::io_context relay;  // stands for the system executor a foreign thread hands completions to
+  auto io = std::make_unique<asio::io_context>();
+  auto token = std::make_shared<int>(0);
+  bool called = false;
+  auto op = completion::create(
+      asio::bind_executor(io->get_executor(), [token, &called](boost::system::error_code, int) { called = true; }),
+      relay.get_executor(), delivery::post, io.get());
+  BOOST_TEST(op->complete({}, 1));  // queued on `relay`, not yet in `io`
+  io.reset();
+  BOOST_TEST(token.use_count() == 1);
+  relay.run();  // the queued job finds the call gone and posts nothing
+  BOOST_TEST(!called);
+}
+
+BOOST_AUTO_TEST_CASE(foreign_completions_racing_the_destruction_of_their_context) {
+  // As an etcd Range answered on gRPC's thread while its informer's io_context is destroyed: every
+  // handler either runs or is destroyed with the context, and nothing is posted into a context
+  // being destroyed (which ThreadSanitizer and AddressSanitizer report).
+  constexpr int rounds = 200;
+  constexpr int ops = 8;
+  for (int round = 0; round < rounds; ++round) {
+    auto io = std::make_unique<asio::io_context>();
+    auto work = asio::make_work_guard(*io);
+    std::thread runner([&] { io->run(); });
+    std::atomic<int> ran{0};
+    auto alive = std::make_shared<int>(0);
+    std::vector<std::shared_ptr<completion>> pending;
+    for (int i = 0; i < ops; ++i) {
+      pending.push_back(completion::create([alive, &ran](boost::system::error_code, int) { ++ran; },
+                                           asio::system_executor(), i % 2 == 0 ? delivery::post : delivery::dispatch,
+                                           io.get()));
+    }
+    std::weak_ptr<int> watch = alive;
+    alive.reset();
+    std::thread foreign([pending = std::move(pending)]() mutable {
+      for (auto& op : pending) {
+        op->complete({}, 1);
+        op.reset();
+      }
+    });
+    if (round % 2 == 0) std::this_thread::yield();
+    work.reset();
+    io->stop();
+    runner.join();
+    io.reset();
+    // Run, queued in the context, or still with the operation: every handler went with the context.
+    BOOST_TEST(watch.expired());
+    foreign.join();
+    BOOST_TEST(ran.load() <= ops);
+  }
 }

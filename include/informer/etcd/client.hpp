@@ -60,7 +60,11 @@
 #include "informer/etcd/errors.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/query.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -292,13 +296,24 @@ public:
   /// by gRPC's connection attempt, `dial_timeout`).
   /// Cancellation: a handler's associated cancellation slot (any type) cancels the call, which then
   /// completes with `etcd::errc::canceled`. The client may be destroyed while calls are in flight;
-  /// they still complete.
+  /// they still complete. When the handler's executor names its execution context (an io_context's
+  /// executor, a strand of one, `any_io_executor`), that context may be destroyed while the call
+  /// is in flight: the handler is then destroyed with it, uninvoked, as Asio's own pending
+  /// handlers are. With any other executor, the context must outlive the call.
   template <class CompletionToken>
   auto async_range(std::string key, std::string range_end, range_options options, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, range_signature>(
         [this](auto handler, std::string k, std::string e, range_options o) {
+          // The handler's execution context, when its executor names one: a call completing after
+          // that context shut down then posts nothing into it.
+          boost::asio::execution_context* target = nullptr;
+          using executor_type = boost::asio::associated_executor_t<decltype(handler)>;
+          if constexpr (boost::asio::can_query<const executor_type&, boost::asio::execution::context_t>::value) {
+            target = &static_cast<boost::asio::execution_context&>(
+                boost::asio::query(boost::asio::get_associated_executor(handler), boost::asio::execution::context));
+          }
           async_range_impl(std::move(k), std::move(e), o,
-                           boost::asio::any_completion_handler<range_signature>(std::move(handler)));
+                           boost::asio::any_completion_handler<range_signature>(std::move(handler)), target);
         },
         token, std::move(key), std::move(range_end), options);
   }
@@ -370,7 +385,8 @@ public:
 private:
   explicit client(std::unique_ptr<detail::client_state> state);
   void async_range_impl(std::string key, std::string range_end, range_options options,
-                        boost::asio::any_completion_handler<range_signature> handler);
+                        boost::asio::any_completion_handler<range_signature> handler,
+                        boost::asio::execution_context* target);
   std::unique_ptr<detail::client_state> state_;
 };
 

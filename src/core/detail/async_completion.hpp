@@ -15,6 +15,13 @@
 //   `cancel_with`), cleared on the handler's executor just before the handler runs.
 // Destroying one that never completed destroys the handler uninvoked and releases the work.
 //
+// An operation completed from a foreign thread (gRPC's, an etcd client's) names the execution
+// context of its handler's executor at creation (`target`): it then registers with that context's
+// `context_registry`, and when the context shuts down before the handler ran, the handler and its
+// work are released there, uninvoked, as Asio does with its own pending handlers; a later
+// `complete` posts nothing into the context (see context_registry.hpp). Without a target, the
+// context must outlive the operation.
+//
 // Thread safety: `complete`, `completed` and the installed cancel action may race from any
 // threads. `on_cancellation`/`cancel_with` belong to the initiating function, before anything
 // can complete. As in Asio, the slot's signal is expected to be emitted on the handler's
@@ -22,6 +29,9 @@
 // Lifetimes: always owned through `std::shared_ptr` (`create`); the cancel action holds it weakly,
 // so a slot that outlives the operation keeps nothing alive.
 #pragma once
+
+#include "core/detail/context_registry.hpp"
+#include "informer/core/mutex.hpp"
 
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/any_completion_handler.hpp>
@@ -33,13 +43,16 @@
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/blocking.hpp>
+#include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <tuple>
 #include <utility>
 
@@ -57,25 +70,37 @@ template <class Signature>
 class async_completion;
 
 template <class... Args>
-class async_completion<void(Args...)> : public std::enable_shared_from_this<async_completion<void(Args...)>> {
+class async_completion<void(Args...)> final : public std::enable_shared_from_this<async_completion<void(Args...)>>,
+                                              public orphanable {
   struct passkey {};
 
 public:
   using handler_type = boost::asio::any_completion_handler<void(Args...)>;
 
   /// Takes over `handler` and starts counting work on its associated executor (`fallback` when
-  /// it has none). `fallback` is also where `delivery::post` queues the invocation.
+  /// it has none). `fallback` is also where `delivery::post` queues the invocation. `target`, when
+  /// given, is the execution context of the handler's executor (see the file comment).
   static std::shared_ptr<async_completion> create(handler_type handler, boost::asio::any_io_executor fallback,
-                                                  delivery how = delivery::post) {
-    return std::make_shared<async_completion>(passkey{}, std::move(handler), std::move(fallback), how);
+                                                  delivery how = delivery::post,
+                                                  boost::asio::execution_context* target = nullptr) {
+    auto op = std::make_shared<async_completion>(passkey{}, std::move(handler), std::move(fallback), how, target);
+    if (target != nullptr) {
+      context_registry::add(*target, op);
+    }
+    return op;
   }
 
-  async_completion(passkey, handler_type handler, boost::asio::any_io_executor fallback, delivery how)
+  async_completion(passkey, handler_type handler, boost::asio::any_io_executor fallback, delivery how,
+                   boost::asio::execution_context* target)
       : slot_(boost::asio::get_associated_cancellation_slot(handler)),
-        work_(boost::asio::prefer(boost::asio::get_associated_executor(handler, fallback),
-                                  boost::asio::execution::outstanding_work.tracked)),
         fallback_(std::move(fallback)),
-        how_(how) {
+        how_(how),
+        // Once the target is gone, what would have gone to a fallback in that same context is
+        // released where it is instead.
+        fallback_in_target_(target != nullptr &&
+                            &boost::asio::query(fallback_, boost::asio::execution::context) == target),
+        work_(boost::asio::prefer(boost::asio::get_associated_executor(handler, fallback_),
+                                  boost::asio::execution::outstanding_work.tracked)) {
     handler_.swap(handler);  // (Boost 1.81's move assignment of any_completion_handler recurses)
   }
 
@@ -108,13 +133,33 @@ public:
 
   /// As `complete`; `owner` is released on the handler's executor after the handler ran, so that
   /// the last reference to an operation's state is not dropped on a foreign thread (gRPC's).
-  /// When completed before, `owner` is released through the fallback executor instead.
+  /// When completed before, `owner` is released through the fallback executor instead (or right
+  /// here, when that executor's context has shut down).
   bool complete_releasing(std::shared_ptr<const void> owner, Args... args) {
     return finish(how_, std::move(owner), std::move(args)...);
   }
 
   /// True once `complete` was called (the handler may not have run yet).
   bool completed() const noexcept { return completed_.load(std::memory_order_acquire); }
+
+  /// The target context shuts down (see the file comment): the handler, never invoked, and its
+  /// work go now, and nothing is posted afterwards. Waits for a post already under way.
+  void orphan() override {
+    std::optional<handler_type> handler;
+    boost::asio::any_completion_executor work;
+    std::optional<invocation> queued;
+    {
+      informer::unique_lock lock(mutex_);
+      orphaned_ = true;
+      if (!completed_.exchange(true, std::memory_order_acq_rel)) {
+        handler.emplace(std::move(handler_));
+        work = std::move(work_);
+      }
+      queued.swap(queued_);
+      idle_.wait(lock, [this]() INFORMER_REQUIRES(mutex_) { return posting_ == 0; });
+    }
+    // Released here, outside the lock, while the context's services still run.
+  }
 
 private:
   // The queued call: carries the handler's executor and allocator, so Asio runs it where the
@@ -142,22 +187,78 @@ private:
     std::shared_ptr<const void> owner;
   };
 
+  // The job that `delivery::post` queues on the fallback executor. The invocation waits in
+  // `queued_` meanwhile, where `orphan` can reach it. A job destroyed unrun (its context shut
+  // down) drops the invocation, which may hold the operation that holds this completion.
+  struct queued_job {
+    std::shared_ptr<async_completion> self;
+
+    explicit queued_job(std::shared_ptr<async_completion> s) : self(std::move(s)) {}
+    queued_job(queued_job&&) noexcept = default;
+    queued_job& operator=(queued_job&&) = delete;
+    ~queued_job() {
+      if (self) std::exchange(self, nullptr)->drop_queued();
+    }
+
+    void operator()() { std::exchange(self, nullptr)->deliver_queued(); }
+  };
+
   bool finish(delivery how, std::shared_ptr<const void> owner, Args&&... args) {
-    if (completed_.exchange(true, std::memory_order_acq_rel)) {
-      if (owner) never_blocking(fallback_).execute([owner = std::move(owner)] {});
-      return false;
+    enum class step { deliver, post_job, post_owner, drop_owner };
+    step next;
+    std::optional<invocation> call;
+    {
+      informer::lock_guard lock(mutex_);
+      if (completed_.exchange(true, std::memory_order_acq_rel)) {
+        if (!owner) return false;
+        // Completed before: the owner goes through the fallback, unless its context is gone.
+        next = orphaned_ && fallback_in_target_ ? step::drop_owner : step::post_owner;
+      } else {
+        call.emplace(invocation{handler_type(std::move(handler_)), fallback_, std::move(work_), slot_, installed_,
+                                std::tuple<Args...>(std::move(args)...), std::move(owner)});
+        next = how == delivery::post ? step::post_job : step::deliver;
+        if (next == step::post_job) queued_.swap(call);
+      }
+      if (next != step::drop_owner) ++posting_;
     }
-    invocation call{handler_type(std::move(handler_)),       fallback_,       std::move(work_), slot_, installed_,
-                    std::tuple<Args...>(std::move(args)...), std::move(owner)};
-    if (how == delivery::post) {
-      // A plain job, then a dispatch from inside it: `asio::post` would wrap `call` in a work
-      // dispatcher holding a tracked copy of the handler's executor, released on the fallback's
-      // thread after the handler may have run and its context be gone.
-      never_blocking(fallback_).execute([call = std::move(call)]() mutable { deliver(std::move(call)); });
-    } else {
-      deliver(std::move(call));
+    // The handler may release the last owner of this completion.
+    const auto keep = this->shared_from_this();
+    switch (next) {
+      case step::deliver: deliver(std::move(*call)); break;
+      case step::post_job:
+        // A plain job, then a dispatch from inside it: `asio::post` would wrap the call in a work
+        // dispatcher holding a tracked copy of the handler's executor, released on the fallback's
+        // thread after the handler may have run and its context be gone.
+        never_blocking(fallback_).execute(queued_job(keep));
+        break;
+      case step::post_owner: never_blocking(fallback_).execute([owner = std::move(owner)] {}); break;
+      case step::drop_owner: return false;
     }
-    return true;
+    done_posting();
+    return next != step::post_owner;
+  }
+
+  void deliver_queued() {
+    std::optional<invocation> call;
+    {
+      informer::lock_guard lock(mutex_);
+      if (!queued_) return;  // orphaned
+      call.swap(queued_);
+      ++posting_;
+    }
+    deliver(std::move(*call));
+    done_posting();
+  }
+
+  void drop_queued() {
+    std::optional<invocation> call;
+    informer::lock_guard lock(mutex_);
+    call.swap(queued_);
+  }
+
+  void done_posting() {
+    informer::lock_guard lock(mutex_);
+    if (--posting_ == 0) idle_.notify_all();
   }
 
   // Dispatches `call` to the handler's executor. From another thread that is a post into the
@@ -174,13 +275,21 @@ private:
   }
 
   std::atomic<bool> completed_{false};
-  // Set before anything can complete; moved out by the one `finish` that wins.
-  handler_type handler_;
+  // Set before anything can complete, then left alone.
   boost::asio::cancellation_slot slot_;
-  boost::asio::any_completion_executor work_;
   bool installed_ = false;
   const boost::asio::any_io_executor fallback_;
   const delivery how_;
+  const bool fallback_in_target_;
+
+  informer::mutex mutex_;
+  // Moved out by the one `finish` (or `orphan`) that wins.
+  handler_type handler_ INFORMER_GUARDED_BY(mutex_);
+  boost::asio::any_completion_executor work_ INFORMER_GUARDED_BY(mutex_);
+  std::optional<invocation> queued_ INFORMER_GUARDED_BY(mutex_);  // posted to the fallback, not yet delivered
+  int posting_ INFORMER_GUARDED_BY(mutex_) = 0;  // posts into an executor under way (`orphan` waits for them)
+  bool orphaned_ INFORMER_GUARDED_BY(mutex_) = false;
+  informer::condition_variable idle_;
 };
 
 }  // namespace informer::detail
