@@ -21,6 +21,9 @@ using postings_map = std::map<std::string, posting_list, std::less<>>;  // index
 struct index_data {
   index_func func;
   postings_map postings;
+  // For the built-in indexes: true when two objects' values are equal without computing them (the
+  // metadata they read is equal), so an update that keeps it builds no value strings.
+  bool (*same_values)(const object&, const object&) = nullptr;
 };
 
 void posting_insert(postings_map& postings, const std::string& value, std::uint32_t slot) {
@@ -37,6 +40,8 @@ void posting_erase(postings_map& postings, std::string_view value, std::uint32_t
 }
 
 std::vector<std::string> namespace_values(const object& obj) { return {std::string(obj.ns())}; }
+bool same_namespace(const object& a, const object& b) { return a.ns() == b.ns(); }
+bool same_labels(const object& a, const object& b) { return a.labels() == b.labels(); }
 
 std::vector<std::string> label_values(const object& obj) {
   std::vector<std::string> values;
@@ -51,12 +56,17 @@ std::vector<std::string> label_values(const object& obj) {
 }
 
 // Values of `funcs` for one object, computed before anything is changed so that a throwing index
-// function leaves the store untouched.
+// function leaves the store untouched. With `other` (the other version of an updated object), an
+// index whose values are known to be the same for both is left empty: there is nothing to refile.
 std::vector<std::vector<std::string>> compute_values(const std::map<std::string, index_data, std::less<>>& indexes,
-                                                     const object& obj) {
+                                                     const object& obj, const object* other = nullptr) {
   std::vector<std::vector<std::string>> values;
   values.reserve(indexes.size());
   for (const auto& [name, data] : indexes) {
+    if (other && data.same_values && data.same_values(obj, *other)) {
+      values.emplace_back();
+      continue;
+    }
     auto v = data.func(obj);
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -213,9 +223,10 @@ struct indexer::state {
 indexer::indexer(indexer_options options)
     : key_func_(options.key_func ? std::move(options.key_func) : [](const object& o) { return object_key(o); }),
       state_(std::make_unique<state>()) {
-  if (options.index_namespace) state_->indexes.emplace(namespace_index, index_data{namespace_values, {}});
-  if (options.index_labels) state_->indexes.emplace(label_index, index_data{label_values, {}});
-  for (auto& [name, func] : options.indexers) state_->indexes.emplace(name, index_data{std::move(func), {}});
+  if (options.index_namespace)
+    state_->indexes.emplace(namespace_index, index_data{namespace_values, {}, same_namespace});
+  if (options.index_labels) state_->indexes.emplace(label_index, index_data{label_values, {}, same_labels});
+  for (auto& [name, func] : options.indexers) state_->indexes.emplace(name, index_data{std::move(func), {}, nullptr});
 }
 
 indexer::~indexer() = default;
@@ -228,10 +239,11 @@ void indexer::add(object::ptr obj) {
   informer::lock_guard writer(writers_);
   auto& st = writer_state_locked();
   std::string key = key_func_(*obj);
-  const auto new_values = compute_values(st.indexes, *obj);
   auto it = st.keys.find(key);
+  const object* stored = it != st.keys.end() ? st.slots[it->second].get() : nullptr;
+  const auto new_values = compute_values(st.indexes, *obj, stored);
   std::vector<std::vector<std::string>> old_values;
-  if (it != st.keys.end()) old_values = compute_values(st.indexes, *st.slots[it->second]);
+  if (stored) old_values = compute_values(st.indexes, *stored, obj.get());
 
   object::ptr previous;  // released after the lock, so a last reference is freed outside it
   informer::unique_lock reader(readers_);
@@ -273,7 +285,7 @@ void indexer::replace(std::vector<object::ptr> objects, std::string /*resource_v
   informer::lock_guard writer(writers_);
   auto fresh = std::make_unique<state>();
   for (const auto& [name, data] : writer_state_locked().indexes)
-    fresh->indexes.emplace(name, index_data{data.func, {}});
+    fresh->indexes.emplace(name, index_data{data.func, {}, data.same_values});
   fresh->keys.reserve(objects.size());
   fresh->slots.reserve(objects.size());
   fresh->slot_keys.reserve(objects.size());
