@@ -1,5 +1,6 @@
 #include "informer/cache/indexer.hpp"
 
+#include "cache/detail/posting_list.hpp"
 #include "informer/core/key.hpp"
 
 #include <algorithm>
@@ -7,38 +8,40 @@
 namespace informer {
 namespace {
 
-using posting_list = std::vector<std::uint32_t>;  // sorted slot numbers
+using detail::posting_list;
+using slot_list = std::vector<std::uint32_t>;
 
 struct string_hash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
+using postings_map = std::map<std::string, posting_list, std::less<>>;  // index value -> slots
+
 struct index_data {
   index_func func;
-  std::map<std::string, posting_list, std::less<>> postings;
+  postings_map postings;
+  // For the built-in indexes: true when two objects' values are equal without computing them (the
+  // metadata they read is equal), so an update that keeps it builds no value strings.
+  bool (*same_values)(const object&, const object&) = nullptr;
 };
 
-void posting_insert(posting_list& list, std::uint32_t slot) {
-  if (list.empty() || list.back() < slot) {
-    list.push_back(slot);
-    return;
-  }
-  auto it = std::lower_bound(list.begin(), list.end(), slot);
-  if (it == list.end() || *it != slot) list.insert(it, slot);
+void posting_insert(postings_map& postings, const std::string& value, std::uint32_t slot) {
+  auto entry = postings.find(value);
+  if (entry == postings.end()) entry = postings.emplace(value, posting_list{}).first;
+  entry->second.insert(slot);
 }
 
-void posting_erase(std::map<std::string, posting_list, std::less<>>& postings, std::string_view value,
-                   std::uint32_t slot) {
+void posting_erase(postings_map& postings, std::string_view value, std::uint32_t slot) {
   auto entry = postings.find(value);
   if (entry == postings.end()) return;
-  auto& list = entry->second;
-  auto it = std::lower_bound(list.begin(), list.end(), slot);
-  if (it != list.end() && *it == slot) list.erase(it);
-  if (list.empty()) postings.erase(entry);  // no stale values survive their last object
+  entry->second.erase(slot);
+  if (entry->second.empty()) postings.erase(entry);  // no stale values survive their last object
 }
 
 std::vector<std::string> namespace_values(const object& obj) { return {std::string(obj.ns())}; }
+bool same_namespace(const object& a, const object& b) { return a.ns() == b.ns(); }
+bool same_labels(const object& a, const object& b) { return a.labels() == b.labels(); }
 
 std::vector<std::string> label_values(const object& obj) {
   std::vector<std::string> values;
@@ -53,12 +56,17 @@ std::vector<std::string> label_values(const object& obj) {
 }
 
 // Values of `funcs` for one object, computed before anything is changed so that a throwing index
-// function leaves the store untouched.
+// function leaves the store untouched. With `other` (the other version of an updated object), an
+// index whose values are known to be the same for both is left empty: there is nothing to refile.
 std::vector<std::vector<std::string>> compute_values(const std::map<std::string, index_data, std::less<>>& indexes,
-                                                     const object& obj) {
+                                                     const object& obj, const object* other = nullptr) {
   std::vector<std::vector<std::string>> values;
   values.reserve(indexes.size());
   for (const auto& [name, data] : indexes) {
+    if (other && data.same_values && data.same_values(obj, *other)) {
+      values.emplace_back();
+      continue;
+    }
     auto v = data.func(obj);
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -90,12 +98,32 @@ struct indexer::state {
   void file(std::uint32_t slot, const std::vector<std::vector<std::string>>& values) {
     std::size_t i = 0;
     for (auto& [name, data] : indexes) {
-      for (const auto& v : values[i]) {
-        auto it = data.postings.find(v);
-        if (it == data.postings.end()) it = data.postings.emplace(v, posting_list{}).first;
-        posting_insert(it->second, slot);
-      }
+      for (const auto& v : values[i]) posting_insert(data.postings, v, slot);
       ++i;
+    }
+  }
+
+  // Moves `slot` from the values `before` to the values `after` (both sorted, per index), touching
+  // only the values that differ: an update that keeps its labels leaves every posting list alone.
+  void refile(std::uint32_t slot, const std::vector<std::vector<std::string>>& before,
+              const std::vector<std::vector<std::string>>& after) {
+    std::size_t i = 0;
+    for (auto& [name, data] : indexes) {
+      const auto& old_values = before[i];
+      const auto& new_values = after[i];
+      ++i;
+      auto o = old_values.begin();
+      auto n = new_values.begin();
+      while (o != old_values.end() || n != new_values.end()) {
+        if (n == new_values.end() || (o != old_values.end() && *o < *n)) {
+          posting_erase(data.postings, *o++, slot);
+        } else if (o == old_values.end() || *n < *o) {
+          posting_insert(data.postings, *n++, slot);
+        } else {
+          ++o;
+          ++n;
+        }
+      }
     }
   }
 
@@ -119,19 +147,19 @@ struct indexer::state {
 
   // Candidates for a selector query: the smallest set of slots that the selector's indexable terms
   // (or the namespace) allow. nullopt means "no indexable term: scan everything".
-  std::optional<posting_list> plan(std::string_view ns, const label_selector& selector,
-                                   std::string* source = nullptr) const {
-    std::optional<posting_list> best;
+  std::optional<slot_list> plan(std::string_view ns, const label_selector& selector,
+                                std::string* source = nullptr) const {
+    std::optional<slot_list> best;
     std::size_t best_size = slots.size() - free_slots.size();
     auto consider = [&](std::vector<const posting_list*> lists, const auto& describe) {
       std::size_t n = 0;
       for (auto* l : lists) n += l ? l->size() : 0;
       if (best && n >= best_size) return;
       if (!best && n > best_size) return;
-      posting_list merged;
+      slot_list merged;
       merged.reserve(n);
       for (auto* l : lists)
-        if (l) merged.insert(merged.end(), l->begin(), l->end());
+        if (l) l->append_to(merged);
       best = std::move(merged);
       best_size = n;
       if (source) *source = describe();
@@ -195,9 +223,10 @@ struct indexer::state {
 indexer::indexer(indexer_options options)
     : key_func_(options.key_func ? std::move(options.key_func) : [](const object& o) { return object_key(o); }),
       state_(std::make_unique<state>()) {
-  if (options.index_namespace) state_->indexes.emplace(namespace_index, index_data{namespace_values, {}});
-  if (options.index_labels) state_->indexes.emplace(label_index, index_data{label_values, {}});
-  for (auto& [name, func] : options.indexers) state_->indexes.emplace(name, index_data{std::move(func), {}});
+  if (options.index_namespace)
+    state_->indexes.emplace(namespace_index, index_data{namespace_values, {}, same_namespace});
+  if (options.index_labels) state_->indexes.emplace(label_index, index_data{label_values, {}, same_labels});
+  for (auto& [name, func] : options.indexers) state_->indexes.emplace(name, index_data{std::move(func), {}, nullptr});
 }
 
 indexer::~indexer() = default;
@@ -210,18 +239,18 @@ void indexer::add(object::ptr obj) {
   informer::lock_guard writer(writers_);
   auto& st = writer_state_locked();
   std::string key = key_func_(*obj);
-  const auto new_values = compute_values(st.indexes, *obj);
   auto it = st.keys.find(key);
+  const object* stored = it != st.keys.end() ? st.slots[it->second].get() : nullptr;
+  const auto new_values = compute_values(st.indexes, *obj, stored);
   std::vector<std::vector<std::string>> old_values;
-  if (it != st.keys.end()) old_values = compute_values(st.indexes, *st.slots[it->second]);
+  if (stored) old_values = compute_values(st.indexes, *stored, obj.get());
 
   object::ptr previous;  // released after the lock, so a last reference is freed outside it
   informer::unique_lock reader(readers_);
   if (it != st.keys.end()) {
     const auto slot = it->second;
-    st.unfile(slot, old_values);
+    st.refile(slot, old_values, new_values);
     previous = std::exchange(st.slots[slot], std::move(obj));
-    st.file(slot, new_values);
   } else {
     const auto slot = st.allocate_slot();
     it = st.keys.emplace(std::move(key), slot).first;
@@ -256,7 +285,7 @@ void indexer::replace(std::vector<object::ptr> objects, std::string /*resource_v
   informer::lock_guard writer(writers_);
   auto fresh = std::make_unique<state>();
   for (const auto& [name, data] : writer_state_locked().indexes)
-    fresh->indexes.emplace(name, index_data{data.func, {}});
+    fresh->indexes.emplace(name, index_data{data.func, {}, data.same_values});
   fresh->keys.reserve(objects.size());
   fresh->slots.reserve(objects.size());
   fresh->slot_keys.reserve(objects.size());
@@ -349,7 +378,7 @@ result<std::vector<object::ptr>> indexer::by_index(std::string_view name, std::s
   std::vector<object::ptr> out;
   if (const auto* list = state_->postings(*index, value)) {
     out.reserve(list->size());
-    for (auto s : *list) out.push_back(state_->slots[s]);
+    list->for_each([&](std::uint32_t s) { out.push_back(state_->slots[s]); });
   }
   return out;
 }
@@ -361,7 +390,7 @@ result<std::vector<std::string>> indexer::index_keys(std::string_view name, std:
   std::vector<std::string> out;
   if (const auto* list = state_->postings(*index, value)) {
     out.reserve(list->size());
-    for (auto s : *list) out.push_back(*state_->slot_keys[s]);
+    list->for_each([&](std::uint32_t s) { out.push_back(*state_->slot_keys[s]); });
   }
   return out;
 }
@@ -373,7 +402,7 @@ result<std::vector<object::ptr>> indexer::index(std::string_view name, const obj
   auto values = index->func(obj);
   std::vector<std::uint32_t> slots;
   for (const auto& v : values)
-    if (const auto* list = state_->postings(*index, v)) slots.insert(slots.end(), list->begin(), list->end());
+    if (const auto* list = state_->postings(*index, v)) list->append_to(slots);
   std::sort(slots.begin(), slots.end());
   slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
   std::vector<object::ptr> out;
@@ -408,7 +437,7 @@ detailed_result<void> indexer::add_indexers(index_funcs funcs) {
       auto values = data.func(*st.slots[s]);
       std::sort(values.begin(), values.end());
       values.erase(std::unique(values.begin(), values.end()), values.end());
-      for (auto& v : values) posting_insert(data.postings[std::move(v)], s);
+      for (auto& v : values) data.postings[std::move(v)].insert(s);
     }
     added.emplace(name, std::move(data));
   }
@@ -427,8 +456,7 @@ std::size_t indexer::memory_usage() const {
   for (const auto& [key, slot] : st.keys) bytes += sizeof(std::string) + sizeof(std::uint32_t) + node + heap(key);
   for (const auto& [name, data] : st.indexes) {
     for (const auto& [value, list] : data.postings)
-      bytes += sizeof(std::string) + sizeof(posting_list) + 4 * sizeof(void*) + heap(value) +
-               list.capacity() * sizeof(std::uint32_t);
+      bytes += sizeof(std::string) + sizeof(posting_list) + 4 * sizeof(void*) + heap(value) + list.memory_usage();
   }
   for (const auto& obj : st.slots)
     if (obj) bytes += obj->memory_usage() + node;  // node: shared control block bookkeeping

@@ -12,8 +12,10 @@
 //     query that matches 1% of the cache reads only that 1% (plus whatever the smallest term
 //     over-selects). Only a selector without any such term (e.g. only `!=`, `notin`, `!k`) scans.
 //
-// Postings are sorted arrays of 32-bit slot numbers, not key strings: an object costs one slot,
-// one key string and four bytes per index value.
+// Postings are sorted lists of 32-bit slot numbers, not key strings: an object costs one slot,
+// one key string and about four bytes per index value. An update files only the index values that
+// changed (one that keeps its labels touches no posting), and a posting list is kept in blocks, so
+// the cost of an update does not grow with the number of objects under a value (issue 12).
 //
 // Thread safety: every member is thread-safe. Readers (get, list, by_index, ...) share a lock and
 // never block each other; writers are serialised among themselves and take the readers' lock
