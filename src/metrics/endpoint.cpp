@@ -4,13 +4,16 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <chrono>
 #include <list>
 #include <utility>
 #include <vector>
@@ -31,7 +34,7 @@ struct readiness_check {
 // The acceptor, the connections and `stopped` are used on `strand` only.
 struct endpoint_state : std::enable_shared_from_this<endpoint_state> {
   endpoint_state(asio::any_io_executor executor, const registry& r)
-      : strand(asio::make_strand(std::move(executor))), acceptor(strand), metrics(r) {}
+      : strand(asio::make_strand(std::move(executor))), acceptor(strand), retry_timer(strand), metrics(r) {}
 
   void accept();
   void close_all();
@@ -40,6 +43,7 @@ struct endpoint_state : std::enable_shared_from_this<endpoint_state> {
 
   asio::strand<asio::any_io_executor> strand;
   tcp::acceptor acceptor;
+  asio::steady_timer retry_timer;  // a pause after a failed accept
   const registry& metrics;
   std::uint16_t port = 0;  // set before the state is shared
   bool stopped = false;
@@ -49,16 +53,22 @@ struct endpoint_state : std::enable_shared_from_this<endpoint_state> {
   std::vector<readiness_check> checks INFORMER_GUARDED_BY(checks_mu);
 };
 
-// One accepted connection: read a request, answer it, repeat while the client keeps it alive.
+// One accepted connection: read a request, answer it, repeat while the client keeps it alive. A
+// client silent for `idle_timeout` (idle or stalled mid-request or mid-answer) is disconnected, so
+// that stuck clients cannot pile up connections.
 struct connection : std::enable_shared_from_this<connection> {
-  connection(std::shared_ptr<endpoint_state> s, tcp::socket sock) : state(std::move(s)), socket(std::move(sock)) {}
+  static constexpr auto idle_timeout = std::chrono::seconds(60);
+
+  connection(std::shared_ptr<endpoint_state> s, tcp::socket sock) : state(std::move(s)), stream(std::move(sock)) {}
 
   void read() {
     request = {};
-    http::async_read(socket, buffer, request, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    stream.expires_after(idle_timeout);
+    http::async_read(stream, buffer, request, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       if (ec || self->state->stopped) return self->close();
       self->response = self->state->answer(self->request);
-      http::async_write(self->socket, self->response, [self](boost::system::error_code wec, std::size_t) {
+      self->stream.expires_after(idle_timeout);
+      http::async_write(self->stream, self->response, [self](boost::system::error_code wec, std::size_t) {
         if (wec || !self->response.keep_alive() || self->state->stopped) return self->close();
         self->read();
       });
@@ -67,12 +77,12 @@ struct connection : std::enable_shared_from_this<connection> {
 
   void close() {
     boost::system::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
-    socket.close(ignored);
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream.close();
   }
 
   std::shared_ptr<endpoint_state> state;
-  tcp::socket socket;
+  boost::beast::tcp_stream stream;
   boost::beast::flat_buffer buffer;
   http::request<http::string_body> request;
   http::response<http::string_body> response;
@@ -82,14 +92,19 @@ void endpoint_state::accept() {
   // The new socket takes the acceptor's executor, the strand: stop() closes connections from it.
   acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
     if (self->stopped || ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      auto c = std::make_shared<connection>(self, std::move(socket));
-      self->connections.remove_if([](const auto& w) { return w.expired(); });
-      self->connections.push_back(c);
-      c->read();
+    if (ec) {
+      // Out of descriptors, a connection reset before it was accepted, ...: likely to pass, so keep
+      // listening, after a pause so that a lasting error does not spin.
+      self->retry_timer.expires_after(std::chrono::milliseconds(100));
+      self->retry_timer.async_wait([self](boost::system::error_code) {
+        if (!self->stopped) self->accept();
+      });
+      return;
     }
-    // Other accept errors (out of descriptors, a reset before accept) are
-    // transient: keep listening.
+    auto c = std::make_shared<connection>(self, std::move(socket));
+    self->connections.remove_if([](const auto& w) { return w.expired(); });
+    self->connections.push_back(c);
+    c->read();
     self->accept();
   });
 }
@@ -98,6 +113,7 @@ void endpoint_state::close_all() {
   stopped = true;
   boost::system::error_code ignored;
   acceptor.close(ignored);
+  retry_timer.cancel();
   for (const auto& w : connections) {
     if (auto c = w.lock()) c->close();
   }

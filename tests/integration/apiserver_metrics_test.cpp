@@ -1,12 +1,13 @@
 // The metrics endpoint over an informer on a real kube-apiserver 1.20: after the informer syncs
 // the pods of a namespace, a scrape shows its list and a store size equal to the pods created,
-// and /readyz passes.
+// /readyz passes, and the REST client's requests are counted by code and method.
 #include "informer/metrics/endpoint.hpp"
 
 #include "informer/apiserver/lister_watcher.hpp"
 #include "informer/apiserver/resource_path.hpp"
 #include "informer/client/shared_informer.hpp"
 #include "informer/metrics/adapters.hpp"
+#include "informer/metrics/http_client_metrics.hpp"
 
 #include "control_plane.hpp"
 #include "io_threads.hpp"
@@ -71,12 +72,15 @@ std::map<std::string, double> samples(const std::string& text) {
 BOOST_AUTO_TEST_CASE(scrape_shows_the_list_and_store_size_of_a_pod_informer,
                      *boost::unit_test::precondition([](auto) { return control_plane::available(); })) {
   control_plane cluster;
+  // Before the threads, so that it outlives whatever runs on them (client hooks, connections).
+  informer::metrics::registry registry;
   io_threads io;
   const informer::rest_config config{.server = cluster.apiserver_url(),
                                      .tls = {.ca_file = cluster.ca_file()},
                                      .bearer_token = cluster.admin_token(),
                                      .qps = 0};
-  auto client = informer::http_client::create(io.ctx.get_executor(), config);
+  auto client = informer::http_client::create(io.ctx.get_executor(), config,
+                                              {.metrics = informer::metrics::rest_client_metrics(registry)});
   BOOST_TEST_REQUIRE(client.has_value(), client.error().what());
 
   auto post = [&](const std::string& path, const std::string& body) {
@@ -96,7 +100,6 @@ BOOST_AUTO_TEST_CASE(scrape_shows_the_list_and_store_size_of_a_pod_informer,
              R"("},"spec":{"containers":[{"name":"c","image":"busybox:1.36"}]}})");
   }
 
-  informer::metrics::registry registry;
   auto source =
       informer::apiserver_lister_watcher::create(*client, informer::parse_resource("pods").value(), {.ns = ns});
   BOOST_TEST_REQUIRE(source.has_value(), source.error().what());
@@ -120,6 +123,10 @@ BOOST_AUTO_TEST_CASE(scrape_shows_the_list_and_store_size_of_a_pod_informer,
   BOOST_TEST(s.at("reflector_list_duration_seconds_count{name=\"pods\"}") == 1.0);
   BOOST_TEST(s.at("informer_store_size{name=\"pods\"}") == static_cast<double>(pods));
   BOOST_TEST(s.at("informer_synced{name=\"pods\"}") == 1.0);
+  // The namespace and the pods were created, the list and the watch open answered 200.
+  BOOST_TEST(s.at("rest_client_requests_total{code=\"201\",method=\"POST\"}") == pods + 1.0);
+  BOOST_TEST(s.at("rest_client_requests_total{code=\"200\",method=\"GET\"}") >= 2.0);
+  BOOST_TEST(s.at("rest_client_request_duration_seconds_count{verb=\"POST\"}") == pods + 1.0);
   BOOST_TEST_MESSAGE("list took " << s.at("reflector_list_duration_seconds_sum{name=\"pods\"}") << " s");
 
   ep->stop();

@@ -75,8 +75,8 @@ std::map<std::string, double> samples(const std::string& text) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(serves_metrics_health_and_404) {
+  registry r;  // outlives the threads that serve it
   io_threads io;
-  registry r;
   r.counter("things_total", "Things.", {"kind"}).with({"a\"b"}).inc(3);
   auto ep = endpoint::create(io.ctx.get_executor(), r);
   BOOST_REQUIRE(ep->port() != 0);
@@ -107,8 +107,8 @@ BOOST_AUTO_TEST_CASE(serves_metrics_health_and_404) {
 }
 
 BOOST_AUTO_TEST_CASE(keeps_a_connection_alive_across_requests) {
+  registry r;  // outlives the threads that serve it
   io_threads io;
-  registry r;
   auto ep = endpoint::create(io.ctx.get_executor(), r);
   boost::asio::io_context ctx;
   tcp::socket socket(ctx);
@@ -125,10 +125,10 @@ BOOST_AUTO_TEST_CASE(keeps_a_connection_alive_across_requests) {
 }
 
 BOOST_AUTO_TEST_CASE(readyz_follows_informer_sync_and_metrics_show_the_informer) {
+  registry r;  // outlives the threads that serve it
   io_threads io;
   auto source = std::make_shared<scripted_source>(io.ctx.get_executor());
   for (std::size_t i = 0; i < 5; ++i) source->create(informer::testing::sample_pod_json(i));
-  registry r;
   shared_informer_options options;
   options.name = "pods";
   options.reflector.metrics = metrics::reflector_metrics(r, "pods");
