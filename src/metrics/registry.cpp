@@ -226,16 +226,20 @@ histogram histogram_family::with(std::span<const std::string> values) {
 
 void histogram_family::write_prometheus(std::string& out) const {
   write_header(out, *this);
+  // The `le` labels, formatted once per scrape rather than once per series.
+  std::vector<std::string> les;
+  les.reserve(bounds_->size() + 1);
+  for (std::size_t i = 0; i <= bounds_->size(); ++i) {
+    std::string le = "le=\"";
+    append_number(le, i < bounds_->size() ? (*bounds_)[i] : HUGE_VAL);
+    les.push_back(std::move(le) + '"');
+  }
   informer::lock_guard lock(mu_);
-  std::string le;
   for (const auto& [values, cell] : series_) {
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i <= bounds_->size(); ++i) {
       cumulative += cell->counts[i].load(std::memory_order_relaxed);
-      le = "le=\"";
-      append_number(le, i < bounds_->size() ? (*bounds_)[i] : HUGE_VAL);
-      le += '"';
-      write_series_name(out, "_bucket", values, le);
+      write_series_name(out, "_bucket", values, les[i]);
       out += ' ';
       out += std::to_string(cumulative);
       out += '\n';
