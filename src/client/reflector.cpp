@@ -314,6 +314,7 @@ struct reflector::loop {
         }
         co_return std::pair{std::optional<informer::error>{e}, events};
       }
+      if (options().metrics.on_event) options().metrics.on_event(event.type, event.resource_version);
       switch (event.type) {
         case watch_event_type::added: self->store_.add(event.obj); break;
         case watch_event_type::modified: self->store_.update(event.obj); break;

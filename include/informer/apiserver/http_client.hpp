@@ -65,6 +65,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -79,6 +80,20 @@ struct http_response {
   unsigned status_code = 0;
   boost::beast::http::fields headers{};
   std::string body{};
+};
+
+/// Observation points of unary requests and stream opens (informer/metrics/http_client_metrics.hpp
+/// wires them to a registry); each may be empty. Called on the client's executor, without locks;
+/// they must be quick and must not throw.
+struct http_client_metrics {
+  /// One attempt ended: `status` is the answer's code, 0 when none came (connect or TLS failure,
+  /// cut, timeout); `latency` runs from sending (connecting included) to the answer's head for
+  /// streams, to its whole body otherwise.
+  std::function<void(boost::beast::http::verb verb, unsigned status, std::chrono::nanoseconds latency)> on_request;
+  /// The client-side limiter delayed a request by `wait`.
+  std::function<void(boost::beast::http::verb verb, std::chrono::nanoseconds wait)> on_rate_limiter_wait;
+  /// A 429 answer is being retried after its Retry-After.
+  std::function<void(boost::beast::http::verb verb, unsigned status)> on_retry;
 };
 
 /// Transport settings a kubeconfig does not carry.
@@ -103,6 +118,7 @@ struct http_client_options {
   std::uint64_t max_list_body_size = std::uint64_t{2} << 30;
   /// Most bytes one `http_stream::async_read_some` hands over.
   std::size_t stream_read_size = 64 * 1024;
+  http_client_metrics metrics{};
 };
 
 /// Settings of one `async_request`.

@@ -81,6 +81,9 @@ struct reflector_metrics {
   std::function<void(const informer::error& e)> on_error;
   std::function<void(std::chrono::nanoseconds delay)> on_backoff;
   std::function<void(const std::string& reason)> on_relist;
+  /// A watch event arrived (bookmarks and ERROR events included), before it is applied;
+  /// `resource_version` is the event's ("" when it carries none).
+  std::function<void(watch_event_type type, const std::string& resource_version)> on_event;
 };
 
 struct reflector_options {

@@ -12,6 +12,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <algorithm>
+#include <chrono>
 
 namespace informer::detail {
 
@@ -234,6 +235,7 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
     if (policy.throttle && s->limiter) {
       if (const auto delay = s->limiter->reserve(); delay > std::chrono::nanoseconds::zero()) {
         ++s->throttled;
+        if (s->options.metrics.on_rate_limiter_wait) s->options.metrics.on_rate_limiter_wait(req.method(), delay);
         timer.expires_after(delay);
         co_await timer.async_wait(nothrow);
       }
@@ -244,7 +246,12 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
     } else if (auto e = authorize(*s, req, caller_authorization)) {
       co_return exchange_outcome{.error = e};
     }
+    const auto sent_at = std::chrono::steady_clock::now();
     auto [r, c] = co_await on_a_connection(s, req, part, policy.max_body_size, what);
+    if (s->options.metrics.on_request) {
+      s->options.metrics.on_request(req.method(), r.error ? 0u : r.response.status_code,
+                                    std::chrono::steady_clock::now() - sent_at);
+    }
     if (r.error) {
       release(std::move(c));
       co_return exchange_outcome{.error = std::move(r.error)};
@@ -272,6 +279,7 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
     if (response.status_code == 429 && retries < policy.max_retries_after_429) {
       if (const auto wait = status_of(response).retry_after) {
         ++s->retries_after_429;
+        if (s->options.metrics.on_retry) s->options.metrics.on_retry(req.method(), response.status_code);
         const auto delay = std::min<std::chrono::nanoseconds>(*wait, s->options.max_retry_after);
         if (log_enabled(log_level::info)) {
           log(log_level::info, "http_client",

@@ -1,0 +1,31 @@
+// informer/metrics/http_client_metrics.hpp
+//
+// Wires an API-server client's hooks (`http_client_options::metrics`) to a `registry`, under
+// client-go's rest_client metric names. Part of the informer::apiserver component (the rest of
+// informer/metrics/ is core).
+//
+//   rest_client_requests_total{code,method}            counter    attempts by answer code ("<error>":
+//                                                                  no answer) and HTTP method
+//   rest_client_request_duration_seconds{verb}         histogram  attempt latency
+//   rest_client_rate_limiter_duration_seconds{verb}    histogram  waits of the client-side limiter
+//   rest_client_request_retries_total{code,verb}       counter    retries after 429
+// Every attempt counts (a retried request counts once per attempt, as in client-go); watch opens
+// count with their latency to the answer's head.
+//
+// Errors: `std::invalid_argument` from the registry when one of these names is already registered
+// in it with another type or other labels.
+//
+// Thread safety: the hooks are thread-safe; each call looks its series up under the family's lock
+// (the labels vary per request). Lifetimes: the hooks refer to the registry's families, so the
+// registry must outlive every client given them.
+#pragma once
+
+#include "informer/apiserver/http_client.hpp"
+#include "informer/metrics/registry.hpp"
+
+namespace informer::metrics {
+
+/// Hooks for `http_client_options::metrics`.
+informer::http_client_metrics rest_client_metrics(registry& r);
+
+}  // namespace informer::metrics

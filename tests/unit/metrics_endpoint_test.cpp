@@ -1,0 +1,171 @@
+#include "informer/metrics/endpoint.hpp"
+
+#include "informer/client/shared_informer.hpp"
+#include "informer/metrics/adapters.hpp"
+
+#include "io_threads.hpp"
+#include "sample_pods.hpp"
+#include "scripted_source.hpp"
+#include "wait.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/test/unit_test.hpp>
+
+// g++ 12 flags options members left to their defaults in designated initializers.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#include <string>
+
+using namespace informer;
+using namespace informer::metrics;
+using namespace std::chrono_literals;
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+using informer::testing::eventually;
+using informer::testing::io_threads;
+using informer::testing::patience;
+using informer::testing::scripted_source;
+
+namespace {
+
+struct reply {
+  unsigned status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+// One blocking HTTP/1.1 request over loopback, on a connection of its own.
+reply fetch(std::uint16_t port, const std::string& target, http::verb verb = http::verb::get) {
+  boost::asio::io_context ctx;
+  tcp::socket socket(ctx);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  http::request<http::empty_body> req{verb, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  http::write(socket, req);
+  boost::beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  if (verb == http::verb::head) parser.skip(true);
+  http::read(socket, buffer, parser);
+  auto res = parser.release();
+  return {res.result_int(), std::string(res[http::field::content_type]), res.body()};
+}
+
+// Sample values of a scrape by series as written (`name{labels}`); fails on a malformed line.
+std::map<std::string, double> samples(const std::string& text) {
+  std::map<std::string, double> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const auto nl = text.find('\n', start);
+    BOOST_REQUIRE(nl != std::string::npos);
+    const std::string line = text.substr(start, nl - start);
+    start = nl + 1;
+    if (line.starts_with("# HELP ") || line.starts_with("# TYPE ")) continue;
+    const auto sp = line.rfind(' ');
+    BOOST_REQUIRE(sp != std::string::npos && sp > 0);
+    const std::string value = line.substr(sp + 1);
+    out[line.substr(0, sp)] = value == "+Inf" ? HUGE_VAL : std::stod(value);
+  }
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(serves_metrics_health_and_404) {
+  registry r;  // outlives the threads that serve it
+  io_threads io;
+  r.counter("things_total", "Things.", {"kind"}).with({"a\"b"}).inc(3);
+  auto ep = endpoint::create(io.ctx.get_executor(), r);
+  BOOST_REQUIRE(ep->port() != 0);
+
+  const auto m = fetch(ep->port(), "/metrics");
+  BOOST_TEST(m.status == 200u);
+  BOOST_TEST(m.content_type == std::string(prometheus_content_type));
+  BOOST_TEST(samples(m.body).at("things_total{kind=\"a\\\"b\"}") == 3.0);
+
+  BOOST_TEST(fetch(ep->port(), "/healthz").status == 200u);
+  BOOST_TEST(fetch(ep->port(), "/healthz").body == "ok");
+  BOOST_TEST(fetch(ep->port(), "/livez").status == 200u);
+  BOOST_TEST(fetch(ep->port(), "/nope").status == 404u);
+  BOOST_TEST(fetch(ep->port(), "/metrics", http::verb::post).status == 405u);
+  BOOST_TEST(fetch(ep->port(), "/metrics", http::verb::head).status == 200u);
+  // No checks: ready.
+  BOOST_TEST(fetch(ep->port(), "/readyz").status == 200u);
+
+  ep->stop();
+  BOOST_TEST(eventually([&] {
+    try {
+      fetch(ep->port(), "/healthz");
+      return false;
+    } catch (const boost::system::system_error&) {
+      return true;
+    }
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(keeps_a_connection_alive_across_requests) {
+  registry r;  // outlives the threads that serve it
+  io_threads io;
+  auto ep = endpoint::create(io.ctx.get_executor(), r);
+  boost::asio::io_context ctx;
+  tcp::socket socket(ctx);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), ep->port()});
+  boost::beast::flat_buffer buffer;
+  for (int i = 0; i < 3; ++i) {
+    http::request<http::empty_body> req{http::verb::get, "/healthz", 11};
+    http::write(socket, req);
+    http::response<http::string_body> res;
+    http::read(socket, buffer, res);
+    BOOST_TEST(res.result_int() == 200u);
+    BOOST_TEST(res.keep_alive());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(readyz_follows_informer_sync_and_metrics_show_the_informer) {
+  registry r;  // outlives the threads that serve it
+  io_threads io;
+  auto source = std::make_shared<scripted_source>(io.ctx.get_executor());
+  for (std::size_t i = 0; i < 5; ++i) source->create(informer::testing::sample_pod_json(i));
+  shared_informer_options options;
+  options.name = "pods";
+  options.reflector.metrics = metrics::reflector_metrics(r, "pods");
+  auto inf = shared_informer::create(source, options);
+  register_informer_metrics(r, inf);
+  auto ep = endpoint::create(io.ctx.get_executor(), r);
+  ep->add_readiness_check("ping", [] { return true; });
+  ep->add_readiness_check("informer-sync", informer_synced_check(inf));
+
+  const auto before = fetch(ep->port(), "/readyz");
+  BOOST_TEST(before.status == 503u);
+  BOOST_TEST(before.body.find("[-]informer-sync failed") != std::string::npos, before.body);
+  BOOST_TEST(before.body.find("ping") == std::string::npos, before.body);  // passing checks only with ?verbose
+  const auto verbose = fetch(ep->port(), "/readyz?verbose");
+  BOOST_TEST(verbose.status == 503u);
+  BOOST_TEST(verbose.body == "[+]ping ok\n[-]informer-sync failed\nreadyz check failed\n");
+
+  inf->run();
+  BOOST_REQUIRE(wait_for_cache_sync({inf}, patience));
+  const auto after = fetch(ep->port(), "/readyz");
+  BOOST_TEST(after.status == 200u);
+  BOOST_TEST(after.body == "ok");
+  BOOST_TEST(fetch(ep->port(), "/readyz?verbose").body == "[+]ping ok\n[+]informer-sync ok\nreadyz check passed\n");
+
+  BOOST_REQUIRE(source->wait_for_watches(1, patience));
+  source->create(informer::testing::sample_pod_json(5));
+  BOOST_REQUIRE(eventually([&] { return inf->get_store()->size() == 6u; }));
+  const auto s = samples(fetch(ep->port(), "/metrics").body);
+  BOOST_TEST(s.at("reflector_lists_total{name=\"pods\"}") == 1.0);
+  BOOST_TEST(s.at("reflector_items_per_list_sum{name=\"pods\"}") == 5.0);
+  BOOST_TEST(s.at("reflector_watches_total{name=\"pods\"}") == 1.0);
+  BOOST_TEST(s.at("reflector_watch_events_total{name=\"pods\",type=\"ADDED\"}") == 1.0);
+  BOOST_TEST(s.at("reflector_last_resource_version{name=\"pods\"}") == static_cast<double>(source->current_revision()));
+  BOOST_TEST(s.at("informer_store_size{name=\"pods\"}") == 6.0);
+  BOOST_TEST(s.at("informer_synced{name=\"pods\"}") == 1.0);
+  BOOST_TEST(s.count("reflector_last_event_age_seconds{name=\"pods\"}") == 1u);
+
+  ep->stop();
+  inf->stop();
+}
