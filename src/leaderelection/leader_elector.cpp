@@ -244,13 +244,12 @@ private:
     const bool was_leading = phase_ == phase::leading;
     ++gen_;
     step_down();
-    if (!was_leading) {
-      finish();
-      return;
+    if (was_leading) {
+      log(log_level::info, component, options_.identity + ": stopped leading " + lock_->describe());
+      invoke(options_.callbacks.on_stopped_leading);
     }
-    log(log_level::info, component, options_.identity + ": stopped leading " + lock_->describe());
-    invoke(options_.callbacks.on_stopped_leading);
-    if (!options_.release_on_cancel) {
+    // A write still in flight may yet make this candidate the holder: release after it as well.
+    if (!options_.release_on_cancel || (!was_leading && !in_flight_)) {
       finish();
       return;
     }

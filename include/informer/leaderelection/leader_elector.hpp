@@ -150,8 +150,9 @@ public:
   /// Starts campaigning; idempotent; does nothing after `stop()`.
   void start();
   /// Stops: a leader stops leading (`on_stopped_leading`) and, with `release_on_cancel`, releases
-  /// the record. Waits until no callback runs and none will (unless called from a callback), and for
-  /// the release, up to `renew_deadline`. Idempotent.
+  /// the record (so does a candidate whose write in flight turns out to have acquired it). Waits
+  /// until no callback runs and none will (unless called from a callback), and for the release, up
+  /// to `renew_deadline`. Idempotent.
   void stop();
 
   /// True while this candidate leads: never after `renew_deadline` without a successful renewal.
