@@ -17,10 +17,12 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -215,6 +217,64 @@ struct etcd_clients {
   std::vector<std::unique_ptr<informer::etcd::client>> clients;
 };
 
+// The lock's operations, waited for.
+std::tuple<informer::error, std::optional<informer::versioned_lock_record>> get(informer::resource_lock& lock) {
+  std::promise<std::tuple<informer::error, std::optional<informer::versioned_lock_record>>> done;
+  lock.async_get([&](informer::error e, std::optional<informer::versioned_lock_record> r) {
+    done.set_value({std::move(e), std::move(r)});
+  });
+  return done.get_future().get();
+}
+
+std::tuple<informer::error, std::string> write(informer::resource_lock& lock, const informer::lock_record& record,
+                                               const std::optional<std::string>& version) {
+  std::promise<std::tuple<informer::error, std::string>> done;
+  auto handler = [&](informer::error e, std::string v) { done.set_value({std::move(e), std::move(v)}); };
+  if (version) {
+    lock.async_update(record, *version, std::move(handler));
+  } else {
+    lock.async_create(record, std::move(handler));
+  }
+  return done.get_future().get();
+}
+
+// The record a lock stores reads back equal (times at microsecond precision), and writes are
+// conditional on the version.
+void stores_the_record_conditionally(informer::resource_lock& lock) {
+  const auto now = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
+  const informer::lock_record record{.holder_identity = "a",
+                                     .lease_duration = 7s,
+                                     .acquire_time = now - 1h,
+                                     .renew_time = now,
+                                     .leader_transitions = 4};
+  auto [none_error, none] = get(lock);
+  BOOST_TEST_REQUIRE(!none_error, none_error.what());
+  BOOST_TEST(!none.has_value());
+
+  auto [created_error, created] = write(lock, record, std::nullopt);
+  BOOST_TEST_REQUIRE(!created_error, created_error.what());
+  auto [again_error, again] = write(lock, record, std::nullopt);
+  BOOST_TEST((again_error == informer::condition::conflict), again_error.what());
+
+  auto [read_error, read] = get(lock);
+  BOOST_TEST_REQUIRE(!read_error, read_error.what());
+  BOOST_TEST_REQUIRE(read.has_value());
+  BOOST_TEST((read->record == record));
+  BOOST_TEST(read->version == created);
+
+  auto next = record;
+  next.holder_identity = "b";
+  next.renew_time = now + 1s;
+  auto [updated_error, updated] = write(lock, next, created);
+  BOOST_TEST_REQUIRE(!updated_error, updated_error.what());
+  BOOST_TEST(updated != created);
+  auto [stale_error, stale] = write(lock, record, created);
+  BOOST_TEST((stale_error == informer::condition::conflict), stale_error.what());
+  auto [last_error, last] = get(lock);
+  BOOST_TEST_REQUIRE(last.has_value());
+  BOOST_TEST((last->record == next));
+}
+
 }  // namespace
 
 BOOST_TEST_GLOBAL_FIXTURE(cluster_fixture);
@@ -241,6 +301,19 @@ BOOST_AUTO_TEST_CASE(etcd_lock_three_candidates_blocked_leader_and_clean_stop) {
   etcd_clients clients;
   io_threads io;
   survives_a_blocked_leader_and_a_clean_stop(io, clients.factory(), "three");
+}
+
+BOOST_AUTO_TEST_CASE(lease_lock_stores_the_record_conditionally) {
+  io_threads io;
+  auto lock = lease_locks(io)("record");
+  stores_the_record_conditionally(*lock);
+}
+
+BOOST_AUTO_TEST_CASE(etcd_lock_stores_the_record_conditionally) {
+  etcd_clients clients;
+  io_threads io;
+  auto lock = clients.factory()("record");
+  stores_the_record_conditionally(*lock);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
