@@ -4,6 +4,7 @@
 
 #include "apiserver/detail/base64.hpp"
 #include "core/detail/async_completion.hpp"
+#include "core/detail/rfc3339.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -44,54 +45,6 @@ constexpr std::size_t max_stdout = 1 << 20;
 constexpr std::size_t stderr_tail_size = 2048;
 
 informer::error invalid(std::string detail) { return {errc::invalid_config, std::move(detail)}; }
-
-// RFC 3339 as Go's time.RFC3339 reads it: 2006-01-02T15:04:05[.fraction](Z|+hh:mm|-hh:mm).
-std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view s) {
-  auto digits = [&](std::size_t at, std::size_t n) -> std::optional<int> {
-    if (at + n > s.size()) return std::nullopt;
-    int v = 0;
-    for (std::size_t i = at; i < at + n; ++i) {
-      if (s[i] < '0' || s[i] > '9') return std::nullopt;
-      v = v * 10 + (s[i] - '0');
-    }
-    return v;
-  };
-  const auto y = digits(0, 4), mo = digits(5, 2), d = digits(8, 2), h = digits(11, 2), mi = digits(14, 2),
-             sec = digits(17, 2);
-  if (!y || !mo || !d || !h || !mi || !sec || s.size() < 20 || s[4] != '-' || s[7] != '-' ||
-      (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':' || *h > 23 || *mi > 59 || *sec > 60) {
-    return std::nullopt;
-  }
-  const std::chrono::year_month_day date{std::chrono::year{*y}, std::chrono::month{static_cast<unsigned>(*mo)},
-                                         std::chrono::day{static_cast<unsigned>(*d)}};
-  if (!date.ok()) return std::nullopt;
-  std::size_t at = 19;
-  std::chrono::nanoseconds fraction{0};
-  if (s[at] == '.') {
-    ++at;
-    std::int64_t scale = 100'000'000;
-    const std::size_t start = at;
-    while (at < s.size() && s[at] >= '0' && s[at] <= '9') {
-      fraction += std::chrono::nanoseconds{(s[at] - '0') * scale};
-      scale /= 10;
-      ++at;
-    }
-    if (at == start) return std::nullopt;
-  }
-  std::chrono::minutes offset{0};
-  if (at < s.size() && (s[at] == 'Z' || s[at] == 'z') && at + 1 == s.size()) {
-    // UTC
-  } else if (at + 6 == s.size() && (s[at] == '+' || s[at] == '-') && s[at + 3] == ':') {
-    const auto oh = digits(at + 1, 2), om = digits(at + 4, 2);
-    if (!oh || !om || *oh > 23 || *om > 59) return std::nullopt;
-    offset = std::chrono::minutes{*oh * 60 + *om};
-    if (s[at] == '-') offset = -offset;
-  } else {
-    return std::nullopt;
-  }
-  return std::chrono::sys_days{date} + std::chrono::hours{*h} + std::chrono::minutes{*mi} + std::chrono::seconds{*sec} -
-         offset + std::chrono::duration_cast<std::chrono::system_clock::duration>(fraction);
-}
 
 std::string exec_info(const exec_config& exec, const exec_cluster_info& cluster) {
   json::object spec{{"interactive", false}};
@@ -366,7 +319,7 @@ detailed_result<exec_credential> parse_exec_credential(std::string_view text, st
   }
   if (status->if_contains("expirationTimestamp") && !status->at("expirationTimestamp").is_null()) {
     const std::string when = string_at(*status, "expirationTimestamp");
-    auto t = parse_rfc3339(when);
+    auto t = detail::parse_rfc3339(when);
     if (!t) return invalid("status.expirationTimestamp \"" + when + "\" is not an RFC 3339 time");
     c.expiry = *t;
   }

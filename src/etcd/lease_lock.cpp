@@ -1,0 +1,131 @@
+#include "informer/etcd/lease_lock.hpp"
+
+#include "codec/detail/go_json.hpp"
+#include "core/detail/async_completion.hpp"
+#include "core/detail/rfc3339.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/json.hpp>
+
+#include <charconv>
+#include <utility>
+
+namespace json = boost::json;
+namespace asio = boost::asio;
+
+namespace informer::etcd {
+
+namespace {
+
+std::string micro_time(std::chrono::system_clock::time_point t) {
+  const auto since = t.time_since_epoch();
+  const auto seconds = std::chrono::floor<std::chrono::seconds>(since);
+  return codec::detail::format_micro_time(
+      seconds.count(), std::chrono::duration_cast<std::chrono::nanoseconds>(since - seconds).count());
+}
+
+std::string encode(const lock_record& r) {
+  return json::serialize(json::object{{"holderIdentity", r.holder_identity},
+                                      {"leaseDurationSeconds", r.lease_duration.count()},
+                                      {"acquireTime", micro_time(r.acquire_time)},
+                                      {"renewTime", micro_time(r.renew_time)},
+                                      {"leaderTransitions", r.leader_transitions}});
+}
+
+detailed_result<lock_record> decode(const key_value& kv) {
+  const auto malformed = [&](std::string_view what) {
+    return informer::error(informer::errc::malformed_response, "etcd key " + kv.key + ": " + std::string(what));
+  };
+  boost::system::error_code ec;
+  const auto value = json::parse(kv.value, ec);
+  if (ec || !value.is_object()) return malformed("not a JSON leader-election record");
+  const auto& o = value.get_object();
+  lock_record r;
+  if (const auto* v = o.if_contains("holderIdentity"); v != nullptr) {
+    if (!v->is_string()) return malformed("holderIdentity is not a string");
+    r.holder_identity = v->get_string();
+  }
+  if (const auto* v = o.if_contains("leaseDurationSeconds"); v != nullptr) {
+    if (!v->is_int64()) return malformed("leaseDurationSeconds is not an integer");
+    r.lease_duration = std::chrono::seconds(v->get_int64());
+  }
+  if (const auto* v = o.if_contains("leaderTransitions"); v != nullptr) {
+    if (!v->is_int64()) return malformed("leaderTransitions is not an integer");
+    r.leader_transitions = static_cast<std::int32_t>(v->get_int64());
+  }
+  for (auto [key, field] : {std::pair{"acquireTime", &r.acquire_time}, std::pair{"renewTime", &r.renew_time}}) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr) continue;
+    const auto t = v->is_string() ? informer::detail::parse_rfc3339(v->get_string()) : std::nullopt;
+    if (!t) return malformed(std::string(key) + " is not an RFC 3339 time");
+    *field = *t;
+  }
+  return r;
+}
+
+}  // namespace
+
+lease_lock::lease_lock(client& c, std::string key) : client_(c), key_(std::move(key)) {}
+
+lease_lock::~lease_lock() { thread_.join(); }
+
+std::string lease_lock::describe() const { return "etcd key " + key_; }
+
+void lease_lock::async_get(asio::any_completion_handler<get_signature> handler) {
+  auto op = informer::detail::async_completion<get_signature>::create(std::move(handler), thread_.get_executor());
+  asio::post(thread_, [this, op] {
+    auto got = client_.get(key_);
+    if (!got) {
+      op->complete(std::move(got.error()), std::nullopt);
+      return;
+    }
+    if (!*got) {
+      op->complete({}, std::nullopt);
+      return;
+    }
+    auto record = decode(**got);
+    if (!record) {
+      op->complete(std::move(record.error()), std::nullopt);
+      return;
+    }
+    op->complete({}, versioned_lock_record{std::move(*record), std::to_string((*got)->mod_revision)});
+  });
+}
+
+void lease_lock::async_create(const lock_record& record, asio::any_completion_handler<write_signature> handler) {
+  write(txn_request{.compares = {compare::create_revision(key_, compare_op::equal, 0)},
+                    .success = {txn_op::put(key_, encode(record))}},
+        std::move(handler));
+}
+
+void lease_lock::async_update(const lock_record& record, const std::string& version,
+                              asio::any_completion_handler<write_signature> handler) {
+  std::int64_t revision = 0;
+  const auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), revision);
+  if (ec != std::errc{} || end != version.data() + version.size() || revision <= 0) {
+    informer::detail::async_completion<write_signature>::create(std::move(handler), thread_.get_executor())
+        ->complete(informer::error(informer::errc::invalid_argument,
+                                   "etcd key " + key_ + ": version \"" + version + "\" is not a mod_revision"),
+                   {});
+    return;
+  }
+  write(txn_request{.compares = {compare::mod_revision(key_, compare_op::equal, revision)},
+                    .success = {txn_op::put(key_, encode(record))}},
+        std::move(handler));
+}
+
+void lease_lock::write(txn_request request, asio::any_completion_handler<write_signature> handler) {
+  auto op = informer::detail::async_completion<write_signature>::create(std::move(handler), thread_.get_executor());
+  asio::post(thread_, [this, op, request = std::move(request)] {
+    auto done = client_.txn(request);
+    if (!done) {
+      op->complete(std::move(done.error()), {});
+    } else if (!done->succeeded) {
+      op->complete(informer::error(informer::errc::conflict, "etcd key " + key_ + " changed since it was read"), {});
+    } else {
+      op->complete({}, std::to_string(done->revision));
+    }
+  });
+}
+
+}  // namespace informer::etcd

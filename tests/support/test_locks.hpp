@@ -1,0 +1,116 @@
+// tests/support/test_locks.hpp
+//
+// Locks for leader-election tests: `memory_lock`, a lock record in process memory (shared by the
+// candidates of one test through a `memory_store`), and `switchable_lock`, which wraps any lock and,
+// while switched off, fails every operation with errc::server_error without touching the store (a
+// leader cut off from it). Both complete through informer::detail::async_completion, as a real lock does.
+//
+// Thread safety: both are thread-safe; `memory_store` is read by tests under its own mutex.
+#pragma once
+
+#include "informer/leaderelection/leader_elector.hpp"
+
+#include "core/detail/async_completion.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace informer::testing {
+
+struct memory_store {
+  std::optional<lock_record> snapshot() {
+    std::lock_guard lock(mu);
+    return record;
+  }
+  std::mutex mu;
+  std::optional<lock_record> record;
+  std::int64_t version = 0;
+  std::atomic<int> writes{0};
+};
+
+class memory_lock : public resource_lock {
+public:
+  memory_lock(std::shared_ptr<memory_store> store, boost::asio::any_io_executor executor)
+      : store_(std::move(store)), executor_(std::move(executor)) {}
+
+  void async_get(boost::asio::any_completion_handler<get_signature> handler) override {
+    auto op = informer::detail::async_completion<get_signature>::create(std::move(handler), executor_);
+    std::lock_guard lock(store_->mu);
+    if (!store_->record) {
+      op->complete({}, std::nullopt);
+    } else {
+      op->complete({}, versioned_lock_record{*store_->record, std::to_string(store_->version)});
+    }
+  }
+
+  void async_create(const lock_record& record, boost::asio::any_completion_handler<write_signature> handler) override {
+    auto op = informer::detail::async_completion<write_signature>::create(std::move(handler), executor_);
+    std::lock_guard lock(store_->mu);
+    if (store_->record) {
+      op->complete(informer::error(errc::conflict, "exists"), {});
+      return;
+    }
+    store_->record = record;
+    ++store_->writes;
+    op->complete({}, std::to_string(++store_->version));
+  }
+
+  void async_update(const lock_record& record, const std::string& version,
+                    boost::asio::any_completion_handler<write_signature> handler) override {
+    auto op = informer::detail::async_completion<write_signature>::create(std::move(handler), executor_);
+    std::lock_guard lock(store_->mu);
+    if (!store_->record || std::to_string(store_->version) != version) {
+      op->complete(informer::error(errc::conflict, "version moved on"), {});
+      return;
+    }
+    store_->record = record;
+    ++store_->writes;
+    op->complete({}, std::to_string(++store_->version));
+  }
+
+  std::string describe() const override { return "memory lock"; }
+
+private:
+  std::shared_ptr<memory_store> store_;
+  boost::asio::any_io_executor executor_;
+};
+
+class switchable_lock : public resource_lock {
+public:
+  switchable_lock(std::shared_ptr<resource_lock> inner, boost::asio::any_io_executor executor)
+      : inner_(std::move(inner)), executor_(std::move(executor)) {}
+
+  /// While off, every operation fails.
+  void set_on(bool on) { on_.store(on); }
+
+  void async_get(boost::asio::any_completion_handler<get_signature> handler) override {
+    if (on_) return inner_->async_get(std::move(handler));
+    informer::detail::async_completion<get_signature>::create(std::move(handler), executor_)
+        ->complete(cut(), std::nullopt);
+  }
+  void async_create(const lock_record& record, boost::asio::any_completion_handler<write_signature> handler) override {
+    if (on_) return inner_->async_create(record, std::move(handler));
+    informer::detail::async_completion<write_signature>::create(std::move(handler), executor_)->complete(cut(), {});
+  }
+  void async_update(const lock_record& record, const std::string& version,
+                    boost::asio::any_completion_handler<write_signature> handler) override {
+    if (on_) return inner_->async_update(record, version, std::move(handler));
+    informer::detail::async_completion<write_signature>::create(std::move(handler), executor_)->complete(cut(), {});
+  }
+  std::string describe() const override { return inner_->describe(); }
+
+private:
+  static informer::error cut() { return informer::error(errc::server_error, "switched off by the test"); }
+  std::shared_ptr<resource_lock> inner_;
+  boost::asio::any_io_executor executor_;
+  std::atomic<bool> on_{true};
+};
+
+}  // namespace informer::testing
