@@ -55,13 +55,13 @@ step "fuzzing (libFuzzer + ASan + UBSan, ${INFORMER_FUZZ_SECONDS:-15} s per targ
 
 if [[ "${INFORMER_SKIP_SANITIZERS:-0}" != 1 ]]; then
   # The integration tests each sanitizer runs: under ASan those where memory is most at stake (the
-  # etcd client under stress, both sources, informers, the fault scenarios), chosen to keep the
-  # whole of CI within about an hour on two cores; under TSan none yet: etcd_source_test shows a
-  # race there (an etcd range cancelled by a destroyed client completes into an io_context being
-  # destroyed), to be fixed first. INFORMER_SANITIZE_ALL=1 runs every integration test under both.
+  # etcd client under stress, both sources, informers, the fault scenarios), under TSan those where
+  # completions cross threads the most (both sources' informers, and the convergence of the two);
+  # chosen to keep the whole of CI within about an hour on two cores. INFORMER_SANITIZE_ALL=1 runs
+  # every integration test under both.
   asan_integration="etcd_client_stress_test etcd_client_test etcd_source_test apiserver_informer_test"
   asan_integration+=" source_convergence_test fault_scenarios_test"
-  tsan_integration=""
+  tsan_integration="etcd_source_test apiserver_informer_test source_convergence_test"
   sanitizer_build() {  # name, flags, integration tests
     local dir=build/ci-$1 targets=$3
     [[ "${INFORMER_SANITIZE_ALL:-0}" == 1 ]] && targets=integration_tests

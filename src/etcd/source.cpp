@@ -7,13 +7,13 @@
 
 #include "core/detail/async_completion.hpp"
 #include "core/detail/context_registry.hpp"
+#include "etcd/detail/client_access.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
@@ -549,36 +549,39 @@ void source::list_impl(informer::list_options options, asio::any_completion_hand
   auto executor = asio::get_associated_executor(handler, executor_);
   auto slot = asio::get_associated_cancellation_slot(handler);
   const range_options range{.limit = std::max<std::int64_t>(options.limit, 0), .revision = revision};
-  // The page is decoded on the source's executor, whose execution context the client can name (the
-  // handler's type-erased executor cannot): if that context is destroyed while the Range is in
-  // flight, the completion goes with it instead of being posted into it.
-  etcd_->async_range(
-      std::move(from), shared_->range_end, range,
+  // The handler's executor is type-erased, so the client cannot ask it for its execution context:
+  // it is taken to be the source's (the reflector's strand runs on the source's executor), so that
+  // a Range still in flight when that context is destroyed goes with it instead of posting into it.
+  detail::client_access::async_range(
+      *etcd_, std::move(from), shared_->range_end, range,
       asio::bind_cancellation_slot(
-          slot,
-          asio::bind_executor(executor_, [state = shared_, filter = std::move(*filter), revision, not_older, executor,
-                                          handler = std::move(handler)](informer::error e, range_result r) mutable {
-            object_list page;
-            if (!e && not_older > r.revision) {
-              e = informer::error{informer::errc::resource_version_too_large,
-                                  "resourceVersion " + std::to_string(not_older) + " is newer than etcd's revision " +
-                                      std::to_string(r.revision)};
-            }
-            if (!e) {
-              const std::int64_t snapshot = revision != 0 ? revision : r.revision;
-              page.resource_version = std::to_string(snapshot);
-              page.items.reserve(r.kvs.size());
-              for (const key_value& kv : r.kvs) {
-                if (auto obj = state->decode_or_report(kv, kv.mod_revision); obj && filter.matches(*obj)) {
-                  page.items.push_back(std::move(obj));
-                }
-              }
-              if (r.more && !r.kvs.empty()) {
-                page.continue_token = make_continue_token(snapshot, r.kvs.back().key);
-              }
-            }
-            asio::dispatch(executor, asio::append(std::move(handler), std::move(e), std::move(page)));
-          })));
+          slot, asio::bind_executor(executor,
+                                    [state = shared_, filter = std::move(*filter), revision, not_older,
+                                     handler = std::move(handler)](informer::error e, range_result r) mutable {
+                                      object_list page;
+                                      if (!e && not_older > r.revision) {
+                                        e = informer::error{informer::errc::resource_version_too_large,
+                                                            "resourceVersion " + std::to_string(not_older) +
+                                                                " is newer than etcd's revision " +
+                                                                std::to_string(r.revision)};
+                                      }
+                                      if (!e) {
+                                        const std::int64_t snapshot = revision != 0 ? revision : r.revision;
+                                        page.resource_version = std::to_string(snapshot);
+                                        page.items.reserve(r.kvs.size());
+                                        for (const key_value& kv : r.kvs) {
+                                          if (auto obj = state->decode_or_report(kv, kv.mod_revision);
+                                              obj && filter.matches(*obj)) {
+                                            page.items.push_back(std::move(obj));
+                                          }
+                                        }
+                                        if (r.more && !r.kvs.empty()) {
+                                          page.continue_token = make_continue_token(snapshot, r.kvs.back().key);
+                                        }
+                                      }
+                                      std::move(handler)(std::move(e), std::move(page));
+                                    })),
+      asio::query(executor_, asio::execution::context));
 }
 
 void source::watch_impl(informer::watch_options options, asio::any_completion_handler<watch_signature> handler) {
@@ -599,7 +602,8 @@ void source::watch_impl(informer::watch_options options, asio::any_completion_ha
   }
   auto state = std::make_shared<watch_state>(shared_, std::move(*filter), options.allow_bookmarks);
   auto stream = std::make_shared<etcd_watch_stream>(state, executor_);
-  // After the stream's timer: the registry's service then shuts down before the timers' service.
+  // (`orphan` may release the stream's timer after the timers' service shut down, as the handlers
+  // the scheduler destroys at its own shutdown do: Asio allows it.)
   informer::detail::context_registry::add(asio::query(executor_, asio::execution::context), state);
   if (options.timeout.count() > 0) {
     stream->start_timer(options.timeout);

@@ -282,9 +282,9 @@ BOOST_AUTO_TEST_CASE(foreign_completions_racing_the_destruction_of_their_context
     auto alive = std::make_shared<int>(0);
     std::vector<std::shared_ptr<completion>> pending;
     for (int i = 0; i < ops; ++i) {
-      pending.push_back(completion::create([alive, &ran](boost::system::error_code, int) { ++ran; },
-                                           asio::system_executor(), i % 2 == 0 ? delivery::post : delivery::dispatch,
-                                           io.get()));
+      pending.push_back(completion::create(
+          asio::bind_executor(io->get_executor(), [alive, &ran](boost::system::error_code, int) { ++ran; }),
+          asio::system_executor(), i % 2 == 0 ? delivery::post : delivery::dispatch, io.get()));
     }
     std::weak_ptr<int> watch = alive;
     alive.reset();

@@ -80,6 +80,7 @@
 namespace informer::etcd {
 
 namespace detail {
+struct client_access;
 class client_state;
 class watch_driver;
 class lease_keeper;
@@ -383,6 +384,7 @@ public:
   void request_progress();
 
 private:
+  friend struct detail::client_access;
   explicit client(std::unique_ptr<detail::client_state> state);
   void async_range_impl(std::string key, std::string range_end, range_options options,
                         boost::asio::any_completion_handler<range_signature> handler,

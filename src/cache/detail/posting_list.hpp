@@ -6,7 +6,9 @@
 // the whole set: a value that holds nearly every object (the namespace, `name=user-service`) costs
 // the same to update at 100,000 objects as at 1,000 (issue 12). The block directory itself moves
 // only when a block splits or goes away, at most once per `block_capacity / 2` changes to a block.
-// Memory stays about four bytes per number, as a flat array's.
+// Filled in order, it takes about four bytes per number, as a flat array does. Blocks keep their
+// capacity when numbers leave (a split block keeps room for 256), so a list that shrank may hold up
+// to about 16 bytes per remaining number.
 //
 // Thread safety: none; the indexer's locks guard every list.
 #pragma once
@@ -43,8 +45,9 @@ public:
       const auto offset = it - block->begin();
       constexpr auto half = static_cast<std::ptrdiff_t>(block_capacity / 2);
       block_type upper(block->begin() + half, block->end());
-      block->erase(block->begin() + half, block->end());
+      // The new block first: should that throw, the list is unchanged.
       blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(b) + 1, std::move(upper));
+      blocks_[b].erase(blocks_[b].begin() + half, blocks_[b].end());
       block = &blocks_[offset >= half ? b + 1 : b];
       it = block->begin() + (offset >= half ? offset - half : offset);
     }

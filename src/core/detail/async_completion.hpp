@@ -139,7 +139,8 @@ public:
     return finish(how_, std::move(owner), std::move(args)...);
   }
 
-  /// True once `complete` was called (the handler may not have run yet).
+  /// True once `complete` was called (the handler may not have run yet), or once the target
+  /// context shut down.
   bool completed() const noexcept { return completed_.load(std::memory_order_acquire); }
 
   /// The target context shuts down (see the file comment): the handler, never invoked, and its
@@ -204,25 +205,27 @@ private:
   };
 
   bool finish(delivery how, std::shared_ptr<const void> owner, Args&&... args) {
-    enum class step { deliver, post_job, post_owner, drop_owner };
+    enum class step { deliver, post_job, post_owner };
     step next;
     std::optional<invocation> call;
     {
       informer::lock_guard lock(mutex_);
       if (completed_.exchange(true, std::memory_order_acq_rel)) {
-        if (!owner) return false;
-        // Completed before: the owner goes through the fallback, unless its context is gone.
-        next = orphaned_ && fallback_in_target_ ? step::drop_owner : step::post_owner;
+        // Completed before: the owner goes through the fallback, unless that context is gone (then
+        // it goes on return, on this thread).
+        if (!owner || (orphaned_ && fallback_in_target_)) return false;
+        next = step::post_owner;
       } else {
         call.emplace(invocation{handler_type(std::move(handler_)), fallback_, std::move(work_), slot_, installed_,
                                 std::tuple<Args...>(std::move(args)...), std::move(owner)});
         next = how == delivery::post ? step::post_job : step::deliver;
         if (next == step::post_job) queued_.swap(call);
       }
-      if (next != step::drop_owner) ++posting_;
+      ++posting_;
     }
     // The handler may release the last owner of this completion.
     const auto keep = this->shared_from_this();
+    const posting_scope posting{*this};
     switch (next) {
       case step::deliver: deliver(std::move(*call)); break;
       case step::post_job:
@@ -232,11 +235,18 @@ private:
         never_blocking(fallback_).execute(queued_job(keep));
         break;
       case step::post_owner: never_blocking(fallback_).execute([owner = std::move(owner)] {}); break;
-      case step::drop_owner: return false;
     }
-    done_posting();
     return next != step::post_owner;
   }
+
+  // Ends a post counted in `posting_`, however it ends (a throwing handler run inline included).
+  struct posting_scope {
+    async_completion& self;
+    explicit posting_scope(async_completion& s) : self(s) {}
+    posting_scope(const posting_scope&) = delete;
+    posting_scope& operator=(const posting_scope&) = delete;
+    ~posting_scope() { self.done_posting(); }
+  };
 
   void deliver_queued() {
     std::optional<invocation> call;
@@ -246,8 +256,8 @@ private:
       call.swap(queued_);
       ++posting_;
     }
+    const posting_scope posting{*this};
     deliver(std::move(*call));
-    done_posting();
   }
 
   void drop_queued() {
