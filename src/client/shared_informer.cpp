@@ -490,6 +490,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
       ro.metrics.on_error = gate.wrap(std::move(ro.metrics.on_error));
       ro.metrics.on_backoff = gate.wrap(std::move(ro.metrics.on_backoff));
       ro.metrics.on_relist = gate.wrap(std::move(ro.metrics.on_relist));
+      ro.metrics.on_event = gate.wrap(std::move(ro.metrics.on_event));
       // The loop shares ownership of this state, so a loop that outlives `stop` (its executor
       // no longer runs) never writes into freed memory.
       refl = reflector::create(source, std::shared_ptr<reflector_store>(shared_from_this(), &store), std::move(ro));
