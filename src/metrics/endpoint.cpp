@@ -229,10 +229,9 @@ void endpoint::stop() {
 }
 
 std::function<bool()> informer_synced_check(const std::shared_ptr<shared_informer>& informer) {
-  return [weak = std::weak_ptr<shared_informer>(informer)] {
-    const auto i = weak.lock();
-    return i && i->has_synced();
-  };
+  // Not a weak_ptr to the informer: a check holding the last reference would destroy (and stop)
+  // the informer on the endpoint's strand.
+  return [synced = informer->synced_observer()] { return synced().value_or(false); };
 }
 
 }  // namespace informer::metrics

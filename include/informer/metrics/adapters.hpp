@@ -33,8 +33,10 @@
 //   informer_synced                        gauge      1 once has_synced()
 // register_handler_metrics(r, name, registration, handler) adds
 //   informer_handler_pending{handler}      gauge      notifications waiting for that handler
-// The informer gauges hold the informer weakly and vanish once it is destroyed; the handler gauge
-// keeps a copy of the registration (a small shared object) for the registry's lifetime.
+// The informer gauges do not own the informer (they read `shared_informer::synced_observer` and
+// the cache, never lock the informer itself) and vanish once it is destroyed; the handler gauge
+// holds the registration weakly (`handler_registration::pending_observer`) and vanishes once the
+// handler is removed or its informer stopped.
 //
 // Errors: `std::invalid_argument` from the registry when one of these names is already registered
 // in it with another type or other labels.

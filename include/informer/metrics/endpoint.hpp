@@ -78,8 +78,8 @@ private:
   std::shared_ptr<detail::endpoint_state> state_;
 };
 
-/// A readiness check that passes once `informer` has synced (and keeps passing). It holds the
-/// informer weakly: a destroyed informer fails the check.
+/// A readiness check that passes once `informer` has synced (and keeps passing). It does not own
+/// the informer (see `shared_informer::synced_observer`): a destroyed informer fails the check.
 std::function<bool()> informer_synced_check(const std::shared_ptr<shared_informer>& informer);
 
 }  // namespace informer::metrics
