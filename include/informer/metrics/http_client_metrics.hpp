@@ -8,6 +8,7 @@
 //                                                                  no answer) and HTTP method
 //   rest_client_request_duration_seconds{verb}         histogram  attempt latency
 //   rest_client_rate_limiter_duration_seconds{verb}    histogram  waits of the client-side limiter
+//                                                                  (0 included; only with qps > 0)
 //   rest_client_request_retries_total{code,verb}       counter    retries after 429
 // Every attempt counts (a retried request counts once per attempt, as in client-go); watch opens
 // count with their latency to the answer's head.
