@@ -17,8 +17,10 @@
 // in it with another type or other labels.
 //
 // Thread safety: the hooks are thread-safe; each call looks its series up under the family's lock
-// (the labels vary per request). Lifetimes: the hooks refer to the registry's families, so the
-// registry must outlive every client given them.
+// (the labels vary per request). Lifetimes: unlike the hooks of informer/metrics/adapters.hpp,
+// these point into the registry's families (the labels vary per request, so no series can be
+// held ahead) and do not keep them alive: the registry must outlive every call of the hooks, that
+// is every `http_client` (and `rest_client`) given them and every other copy of them.
 #pragma once
 
 #include "informer/apiserver/http_client.hpp"
