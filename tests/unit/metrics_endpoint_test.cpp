@@ -241,3 +241,30 @@ BOOST_AUTO_TEST_CASE(closes_a_connection_sending_a_body_over_the_limit) {
   BOOST_TEST(static_cast<bool>(ec));
   ep->stop();
 }
+
+BOOST_AUTO_TEST_CASE(informer_and_handler_gauges_do_not_own_what_they_show) {
+  registry r;
+  io_threads io;
+  auto source = std::make_shared<scripted_source>(io.ctx.get_executor());
+  shared_informer_options options;
+  options.name = "pods";
+  auto inf = shared_informer::create(source, options);
+  register_informer_metrics(r, inf);
+  auto reg = inf->add_event_handler({});
+  register_handler_metrics(r, "pods", "h", reg);
+  std::weak_ptr<shared_informer> weak = inf;
+  auto scrape = [&] {
+    std::string out;
+    r.write_prometheus(out);
+    return samples(out);
+  };
+  BOOST_TEST(scrape().count("informer_handler_pending{name=\"pods\",handler=\"h\"}") == 1u);
+  BOOST_TEST(scrape().at("informer_synced{name=\"pods\"}") == 0.0);
+  inf->remove_event_handler(reg);
+  BOOST_TEST(scrape().count("informer_handler_pending{name=\"pods\",handler=\"h\"}") == 0u);
+  inf.reset();
+  BOOST_TEST(weak.expired());  // the registry keeps no reference
+  const auto after = scrape();
+  BOOST_TEST(after.count("informer_synced{name=\"pods\"}") == 0u);
+  BOOST_TEST(after.count("informer_store_size{name=\"pods\"}") == 0u);
+}
