@@ -189,6 +189,13 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
     informer::lock_guard lock(mutex);
     return buffer.size() + (delivering ? 1 : 0);
   }
+
+  // nullopt once removed (or the informer stopped).
+  std::optional<std::size_t> pending_unless_stopped() const {
+    informer::lock_guard lock(mutex);
+    if (stopped) return std::nullopt;
+    return buffer.size() + (delivering ? 1 : 0);
+  }
 };
 
 // The reflector's loop calls user code: the transform (through the sink), the metrics hooks and
@@ -338,6 +345,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
   call_gate gate;                            // the reflector loop's calls into user code
   std::atomic<bool> drain_scheduled{false};  // a drain job is posted or running
   std::atomic<bool> stopping{false};         // set with `stopped`; read without the lock
+  std::atomic<bool> released{false};         // the shared_informer is destroyed (synced_observer)
   std::once_flag stop_once;
 
   mutable informer::mutex mutex;
@@ -490,6 +498,7 @@ struct informer_state final : std::enable_shared_from_this<informer_state> {
       ro.metrics.on_error = gate.wrap(std::move(ro.metrics.on_error));
       ro.metrics.on_backoff = gate.wrap(std::move(ro.metrics.on_backoff));
       ro.metrics.on_relist = gate.wrap(std::move(ro.metrics.on_relist));
+      ro.metrics.on_event = gate.wrap(std::move(ro.metrics.on_event));
       // The loop shares ownership of this state, so a loop that outlives `stop` (its executor
       // no longer runs) never writes into freed memory.
       refl = reflector::create(source, std::shared_ptr<reflector_store>(shared_from_this(), &store), std::move(ro));
@@ -584,6 +593,14 @@ bool handler_registration::has_synced() const {
 
 std::size_t handler_registration::pending() const { return listener_ ? listener_->pending() : 0; }
 
+std::function<std::optional<std::size_t>()> handler_registration::pending_observer() const {
+  return [weak = std::weak_ptr<detail::informer_listener>(listener_)]() -> std::optional<std::size_t> {
+    const auto l = weak.lock();
+    if (!l) return std::nullopt;
+    return l->pending_unless_stopped();
+  };
+}
+
 std::chrono::nanoseconds handler_registration::resync_period() const {
   return listener_ ? listener_->resync_period : std::chrono::nanoseconds(0);
 }
@@ -601,7 +618,10 @@ std::shared_ptr<shared_informer> shared_informer::create(std::shared_ptr<lister_
 
 shared_informer::shared_informer(passkey, std::shared_ptr<detail::informer_state> state) : state_(std::move(state)) {}
 
-shared_informer::~shared_informer() { stop(); }
+shared_informer::~shared_informer() {
+  state_->released.store(true);
+  stop();
+}
 
 handler_registration shared_informer::add_event_handler(resource_event_handlers handlers,
                                                         std::optional<std::chrono::nanoseconds> resync_period) {
@@ -623,6 +643,15 @@ bool shared_informer::stopped() const {
 }
 
 bool shared_informer::has_synced() const { return state_->fifo.has_synced(); }
+
+std::function<std::optional<bool>()> shared_informer::synced_observer() const {
+  return [weak = std::weak_ptr<detail::informer_state>(state_)]() -> std::optional<bool> {
+    // Destroying the state here (the last owner gone meanwhile) is harmless: it stops nothing.
+    const auto state = weak.lock();
+    if (!state || state->released.load()) return std::nullopt;
+    return state->fifo.has_synced();
+  };
+}
 
 std::string shared_informer::last_sync_resource_version() const {
   std::shared_ptr<reflector> r;

@@ -115,26 +115,32 @@ informer::reflector_metrics reflector_metrics(registry& r, const std::string& na
 void register_informer_metrics(registry& r, const std::shared_ptr<shared_informer>& informer, std::string name) {
   if (name.empty()) name = informer->name();
   const std::vector<std::string> labels{"name"};
-  std::weak_ptr<shared_informer> weak = informer;
+  // Non-owning views only: a scrape that held the last reference to the informer would run its
+  // destructor, which stops it, on the scraping (executor) thread.
+  const auto synced = informer->synced_observer();
+  const std::weak_ptr<const indexer> cache = informer->get_store();
   r.gauge("informer_store_size", "Objects in the informer's cache", labels)
-      .set_callback({name}, [weak]() -> std::optional<double> {
-        const auto i = weak.lock();
-        if (!i) return std::nullopt;
-        return static_cast<double>(i->get_indexer()->size());
+      .set_callback({name}, [synced, cache]() -> std::optional<double> {
+        const auto c = cache.lock();
+        if (!c || !synced()) return std::nullopt;
+        return static_cast<double>(c->size());
       });
   r.gauge("informer_synced", "1 once the informer has synced", labels)
-      .set_callback({name}, [weak]() -> std::optional<double> {
-        const auto i = weak.lock();
-        if (!i) return std::nullopt;
-        return i->has_synced() ? 1.0 : 0.0;
+      .set_callback({name}, [synced]() -> std::optional<double> {
+        const auto s = synced();
+        if (!s) return std::nullopt;
+        return *s ? 1.0 : 0.0;
       });
 }
 
 void register_handler_metrics(registry& r, const std::string& name, const std::string& handler,
                               const handler_registration& registration) {
   r.gauge("informer_handler_pending", "Notifications waiting for the handler", {"name", "handler"})
-      .set_callback({name, handler},
-                    [registration]() -> std::optional<double> { return static_cast<double>(registration.pending()); });
+      .set_callback({name, handler}, [pending = registration.pending_observer()]() -> std::optional<double> {
+        const auto n = pending();
+        if (!n) return std::nullopt;
+        return static_cast<double>(*n);
+      });
 }
 
 }  // namespace informer::metrics

@@ -8,6 +8,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -15,6 +17,7 @@
 
 #include <chrono>
 #include <list>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -33,8 +36,12 @@ struct readiness_check {
 
 // The acceptor, the connections and `stopped` are used on `strand` only.
 struct endpoint_state : std::enable_shared_from_this<endpoint_state> {
-  endpoint_state(asio::any_io_executor executor, const registry& r)
-      : strand(asio::make_strand(std::move(executor))), acceptor(strand), retry_timer(strand), metrics(r) {}
+  endpoint_state(asio::any_io_executor executor, const registry& r, std::size_t max)
+      : strand(asio::make_strand(std::move(executor))),
+        acceptor(strand),
+        retry_timer(strand),
+        metrics(r),
+        max_connections(max) {}
 
   void accept();
   void close_all();
@@ -45,6 +52,7 @@ struct endpoint_state : std::enable_shared_from_this<endpoint_state> {
   tcp::acceptor acceptor;
   asio::steady_timer retry_timer;  // a pause after a failed accept
   const registry& metrics;
+  const std::size_t max_connections;
   std::uint16_t port = 0;  // set before the state is shared
   bool stopped = false;
   std::list<std::weak_ptr<struct connection>> connections;
@@ -54,24 +62,66 @@ struct endpoint_state : std::enable_shared_from_this<endpoint_state> {
 };
 
 // One accepted connection: read a request, answer it, repeat while the client keeps it alive. A
-// client silent for `idle_timeout` (idle or stalled mid-request or mid-answer) is disconnected, so
-// that stuck clients cannot pile up connections.
+// client silent for `idle_timeout` (idle between requests, or stalled mid-body or mid-answer), or
+// slower than `header_timeout` to send a request's head once it started (Go's ReadHeaderTimeout),
+// is disconnected, so that stuck or slow clients cannot pile up connections. Requests are small
+// GETs: a head or body over the limits ends the connection.
 struct connection : std::enable_shared_from_this<connection> {
   static constexpr auto idle_timeout = std::chrono::seconds(60);
+  static constexpr auto header_timeout = std::chrono::seconds(10);
+  static constexpr std::uint32_t header_limit = 16 * 1024;
+  static constexpr std::uint64_t body_limit = 8 * 1024;
 
   connection(std::shared_ptr<endpoint_state> s, tcp::socket sock) : state(std::move(s)), stream(std::move(sock)) {}
 
   void read() {
-    request = {};
+    parser.emplace();
+    parser->header_limit(header_limit);
+    parser->body_limit(body_limit);
+    if (buffer.size() != 0) return read_header();  // a pipelined request's bytes are in already
+    // Waiting for the next request's first bytes is idleness, not a slow head.
     stream.expires_after(idle_timeout);
-    http::async_read(stream, buffer, request, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-      if (ec || self->state->stopped) return self->close();
-      self->response = self->state->answer(self->request);
-      self->stream.expires_after(idle_timeout);
-      http::async_write(self->stream, self->response, [self](boost::system::error_code wec, std::size_t) {
-        if (wec || !self->response.keep_alive() || self->state->stopped) return self->close();
-        self->read();
-      });
+    stream.async_read_some(buffer.prepare(1024),
+                           [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                             if (ec || self->state->stopped) return self->close();
+                             self->buffer.commit(n);
+                             self->read_header();
+                           });
+  }
+
+  void read_header() {
+    stream.expires_after(header_timeout);
+    http::async_read_header(stream, buffer, *parser,
+                            [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                              if (ec || self->state->stopped) return self->close();
+                              self->stream.expires_after(idle_timeout);
+                              http::async_read(self->stream, self->buffer, *self->parser,
+                                               [self](boost::system::error_code rec, std::size_t) {
+                                                 if (rec || self->state->stopped) return self->close();
+                                                 self->respond(self->parser->release());
+                                               });
+                            });
+  }
+
+  void respond(const http::request<http::string_body>& request) {
+    try {
+      response = state->answer(request);
+    } catch (...) {
+      // A throwing scrape-time callback, bad_alloc, ...: this request fails, the endpoint serves on.
+      try {
+        response = {http::status::internal_server_error, request.version()};
+        response.set(http::field::content_type, "text/plain; charset=utf-8");
+        response.body() = "internal server error\n";
+        response.keep_alive(request.keep_alive());
+        response.prepare_payload();
+      } catch (...) {
+        return close();
+      }
+    }
+    stream.expires_after(idle_timeout);
+    http::async_write(stream, response, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+      if (ec || !self->response.keep_alive() || self->state->stopped) return self->close();
+      self->read();
     });
   }
 
@@ -84,7 +134,7 @@ struct connection : std::enable_shared_from_this<connection> {
   std::shared_ptr<endpoint_state> state;
   boost::beast::tcp_stream stream;
   boost::beast::flat_buffer buffer;
-  http::request<http::string_body> request;
+  std::optional<http::request_parser<http::string_body>> parser;  // one per request
   http::response<http::string_body> response;
 };
 
@@ -101,8 +151,14 @@ void endpoint_state::accept() {
       });
       return;
     }
-    auto c = std::make_shared<connection>(self, std::move(socket));
     self->connections.remove_if([](const auto& w) { return w.expired(); });
+    if (self->connections.size() >= self->max_connections) {
+      // Over the cap: refuse at once rather than queue work for a flood of clients.
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      return self->accept();
+    }
+    auto c = std::make_shared<connection>(self, std::move(socket));
     self->connections.push_back(c);
     c->read();
     self->accept();
@@ -202,7 +258,7 @@ http::response<http::string_body> endpoint_state::answer(const http::request<htt
 
 std::unique_ptr<endpoint> endpoint::create(asio::any_io_executor executor, const registry& metrics,
                                            endpoint_options options) {
-  auto state = std::make_shared<detail::endpoint_state>(std::move(executor), metrics);
+  auto state = std::make_shared<detail::endpoint_state>(std::move(executor), metrics, options.max_connections);
   const tcp::endpoint where{asio::ip::make_address(options.address), options.port};
   state->acceptor.open(where.protocol());
   state->acceptor.set_option(tcp::acceptor::reuse_address(true));
@@ -229,10 +285,9 @@ void endpoint::stop() {
 }
 
 std::function<bool()> informer_synced_check(const std::shared_ptr<shared_informer>& informer) {
-  return [weak = std::weak_ptr<shared_informer>(informer)] {
-    const auto i = weak.lock();
-    return i && i->has_synced();
-  };
+  // Not a weak_ptr to the informer: a check holding the last reference would destroy (and stop)
+  // the informer on the endpoint's strand.
+  return [synced = informer->synced_observer()] { return synced().value_or(false); };
 }
 
 }  // namespace informer::metrics

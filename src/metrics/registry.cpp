@@ -173,19 +173,23 @@ gauge gauge_family::with(std::span<const std::string> values) {
 
 void gauge_family::set_callback(std::span<const std::string> values, std::function<std::optional<double>()> callback) {
   check_arity(values.size());
-  auto shared = std::make_shared<const std::function<std::optional<double>()>>(std::move(callback));
+  auto shared = std::make_shared<const detail::gauge_callback>(std::move(callback));
   informer::lock_guard lock(mu_);
-  find_or_add(series_, values, [] { return std::make_shared<detail::gauge_cell>(); })->callback = std::move(shared);
+  find_or_add(series_, values, [] { return std::make_shared<detail::gauge_cell>(); });
+  callbacks_[std::vector<std::string>(values.begin(), values.end())] = std::move(shared);
 }
 
 void gauge_family::write_prometheus(std::string& out) const {
   // Callbacks run without the lock (they may take locks of their own, e.g. an informer's).
   std::vector<std::pair<std::vector<std::string>, std::shared_ptr<detail::gauge_cell>>> copy;
-  std::vector<std::shared_ptr<const std::function<std::optional<double>()>>> callbacks;
+  std::vector<std::shared_ptr<const detail::gauge_callback>> callbacks;
   {
     informer::lock_guard lock(mu_);
     copy.assign(series_.begin(), series_.end());
-    for (const auto& [values, cell] : copy) callbacks.push_back(cell->callback);
+    for (const auto& [values, cell] : copy) {
+      const auto it = callbacks_.find(values);
+      callbacks.push_back(it == callbacks_.end() ? nullptr : it->second);
+    }
   }
   write_header(out, *this);
   for (std::size_t i = 0; i < copy.size(); ++i) {

@@ -506,7 +506,15 @@ BOOST_AUTO_TEST_CASE(qps_limiter_spaces_requests) {
   auto config = admin_config();
   config.qps = 5;
   config.burst = 1;
-  auto client = make_client(io, config);
+  // Every limited request is observed, the one let through at once as 0 (client-go's histogram).
+  std::atomic<int> observed{0};
+  std::atomic<int> observed_zero{0};
+  informer::http_client_options options;
+  options.metrics.on_rate_limiter_wait = [&](http::verb, std::chrono::nanoseconds wait) {
+    ++observed;
+    if (wait == std::chrono::nanoseconds::zero()) ++observed_zero;
+  };
+  auto client = make_client(io, config, options);
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 6; ++i) {
     auto [e, r] = get(client, "/api/v1/namespaces/default");
@@ -516,6 +524,8 @@ BOOST_AUTO_TEST_CASE(qps_limiter_spaces_requests) {
   BOOST_TEST((took >= 950ms), "6 requests at 5 qps, burst 1 took "
                                   << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   BOOST_TEST(client.stats().throttled == 5u);
+  BOOST_TEST(observed.load() == 6);
+  BOOST_TEST(observed_zero.load() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(retry_after_429_is_honoured) {

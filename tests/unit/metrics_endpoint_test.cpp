@@ -18,7 +18,11 @@
 // g++ 12 flags options members left to their defaults in designated initializers.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
+#include <atomic>
+#include <optional>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 using namespace informer;
 using namespace informer::metrics;
@@ -168,4 +172,99 @@ BOOST_AUTO_TEST_CASE(readyz_follows_informer_sync_and_metrics_show_the_informer)
 
   ep->stop();
   inf->stop();
+}
+
+BOOST_AUTO_TEST_CASE(a_throwing_scrape_answers_500_and_the_endpoint_serves_on) {
+  registry r;  // outlives the threads that serve it
+  io_threads io;
+  std::atomic<bool> fail{true};
+  r.gauge("flaky", "Throws while `fail`.").set_callback({}, [&]() -> std::optional<double> {
+    if (fail.load()) throw std::runtime_error("broken gauge");
+    return 1.0;
+  });
+  auto ep = endpoint::create(io.ctx.get_executor(), r);
+  BOOST_TEST(fetch(ep->port(), "/metrics").status == 500u);
+  BOOST_TEST(fetch(ep->port(), "/healthz").status == 200u);
+  fail = false;
+  const auto m = fetch(ep->port(), "/metrics");
+  BOOST_TEST(m.status == 200u);
+  BOOST_TEST(samples(m.body).at("flaky") == 1.0);
+  ep->stop();
+}
+
+BOOST_AUTO_TEST_CASE(closes_connections_beyond_the_cap) {
+  registry r;  // outlives the threads that serve it
+  io_threads io;
+  auto ep = endpoint::create(io.ctx.get_executor(), r, {.max_connections = 2});
+  boost::asio::io_context ctx;
+  const tcp::endpoint where{boost::asio::ip::make_address("127.0.0.1"), ep->port()};
+  // Two kept-alive connections, each proven accepted by an answer.
+  std::vector<tcp::socket> open;
+  for (int i = 0; i < 2; ++i) {
+    auto& s = open.emplace_back(ctx);
+    s.connect(where);
+    http::write(s, http::request<http::empty_body>{http::verb::get, "/healthz", 11});
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(s, buffer, res);
+    BOOST_TEST(res.result_int() == 200u);
+  }
+  // A third is closed without an answer.
+  BOOST_CHECK_THROW(fetch(ep->port(), "/healthz"), boost::system::system_error);
+  // Once one leaves, there is room again.
+  open.front().close();
+  BOOST_TEST(eventually([&] {
+    try {
+      return fetch(ep->port(), "/healthz").status == 200u;
+    } catch (const boost::system::system_error&) {
+      return false;
+    }
+  }));
+  ep->stop();
+}
+
+BOOST_AUTO_TEST_CASE(closes_a_connection_sending_a_body_over_the_limit) {
+  registry r;  // outlives the threads that serve it
+  io_threads io;
+  auto ep = endpoint::create(io.ctx.get_executor(), r);
+  boost::asio::io_context ctx;
+  tcp::socket socket(ctx);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), ep->port()});
+  http::request<http::string_body> req{http::verb::get, "/healthz", 11};
+  req.body() = std::string(64 * 1024, 'x');
+  req.prepare_payload();
+  boost::system::error_code ec;
+  http::write(socket, req, ec);  // may fail midway once the server closed
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res, ec);
+  BOOST_TEST(static_cast<bool>(ec));
+  ep->stop();
+}
+
+BOOST_AUTO_TEST_CASE(informer_and_handler_gauges_do_not_own_what_they_show) {
+  registry r;
+  io_threads io;
+  auto source = std::make_shared<scripted_source>(io.ctx.get_executor());
+  shared_informer_options options;
+  options.name = "pods";
+  auto inf = shared_informer::create(source, options);
+  register_informer_metrics(r, inf);
+  auto reg = inf->add_event_handler({});
+  register_handler_metrics(r, "pods", "h", reg);
+  std::weak_ptr<shared_informer> weak = inf;
+  auto scrape = [&] {
+    std::string out;
+    r.write_prometheus(out);
+    return samples(out);
+  };
+  BOOST_TEST(scrape().count("informer_handler_pending{name=\"pods\",handler=\"h\"}") == 1u);
+  BOOST_TEST(scrape().at("informer_synced{name=\"pods\"}") == 0.0);
+  inf->remove_event_handler(reg);
+  BOOST_TEST(scrape().count("informer_handler_pending{name=\"pods\",handler=\"h\"}") == 0u);
+  inf.reset();
+  BOOST_TEST(weak.expired());  // the registry keeps no reference
+  const auto after = scrape();
+  BOOST_TEST(after.count("informer_synced{name=\"pods\"}") == 0u);
+  BOOST_TEST(after.count("informer_store_size{name=\"pods\"}") == 0u);
 }

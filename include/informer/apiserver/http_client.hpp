@@ -90,7 +90,8 @@ struct http_client_metrics {
   /// cut, timeout); `latency` runs from sending (connecting included) to the answer's head for
   /// streams, to its whole body otherwise.
   std::function<void(boost::beast::http::verb verb, unsigned status, std::chrono::nanoseconds latency)> on_request;
-  /// The client-side limiter delayed a request by `wait`.
+  /// The client-side limiter (when `qps` > 0) let an attempt through after `wait` (0: at once).
+  /// Called for every attempt it limits, as client-go observes its rate-limiter latency.
   std::function<void(boost::beast::http::verb verb, std::chrono::nanoseconds wait)> on_rate_limiter_wait;
   /// A 429 answer is being retried after its Retry-After.
   std::function<void(boost::beast::http::verb verb, unsigned status)> on_retry;

@@ -171,6 +171,10 @@ public:
   /// Notifications queued for this handler and not yet completed (the one being delivered
   /// included). The measure of a handler that cannot keep up.
   std::size_t pending() const;
+  /// `pending()` for observers (metrics) that must not keep the handler alive: the function holds
+  /// this registration's buffer weakly and returns nullopt once the handler is removed, its
+  /// informer stopped, or every copy of the registration and the informer are gone. Thread-safe.
+  std::function<std::optional<std::size_t>()> pending_observer() const;
   /// The effective resync period (after the default and the minimum were applied); 0 = none.
   std::chrono::nanoseconds resync_period() const;
   /// Unique within the process; never 0 for a real registration.
@@ -217,6 +221,11 @@ public:
 
   /// True once the first list has been processed into the cache (the DeltaFIFO's has_synced).
   bool has_synced() const;
+  /// `has_synced()` for observers that must not own the informer (metrics, readiness checks): the
+  /// function holds the informer's internal state weakly, so calling it never keeps the informer
+  /// alive nor runs its destructor (which stops it, and must not run on its executor). Returns
+  /// nullopt once this object is destroyed. Thread-safe; callable from any thread.
+  std::function<std::optional<bool>()> synced_observer() const;
   /// The resourceVersion of the last list or watch event applied; "" before the first list.
   std::string last_sync_resource_version() const;
 

@@ -33,15 +33,23 @@
 //   informer_synced                        gauge      1 once has_synced()
 // register_handler_metrics(r, name, registration, handler) adds
 //   informer_handler_pending{handler}      gauge      notifications waiting for that handler
-// The informer gauges hold the informer weakly and vanish once it is destroyed; the handler gauge
-// keeps a copy of the registration (a small shared object) for the registry's lifetime.
+// The informer gauges do not own the informer (they read `shared_informer::synced_observer` and
+// the cache, never lock the informer itself) and vanish once it is destroyed; the handler gauge
+// holds the registration weakly (`handler_registration::pending_observer`) and vanishes once the
+// handler is removed or its informer stopped.
 //
 // Errors: `std::invalid_argument` from the registry when one of these names is already registered
 // in it with another type or other labels.
 //
+// Names: adapting two reflectors (or informers, or handlers) under the same name makes them share
+// their counters and histograms, and the scrape-time gauges (reflector_last_event_age_seconds,
+// informer_*, informer_handler_pending) of the later one silently replace those of the earlier
+// one (`gauge_family::set_callback`): give each a distinct name.
+//
 // Thread safety: the returned hooks are thread-safe and lock-free (series handles are looked up
 // when the adapter is made). Lifetimes: the hooks share ownership of their series, so they may
-// outlive the registry.
+// outlive the registry (not so the hooks of `rest_client_metrics`, see
+// informer/metrics/http_client_metrics.hpp). The scrape-time callbacks belong to the registry.
 #pragma once
 
 #include "informer/client/reflector.hpp"

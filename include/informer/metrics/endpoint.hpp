@@ -11,7 +11,11 @@
 //
 // Use `informer_synced_check` to make readiness mean "these informers have synced".
 //
-// Connections are kept alive between requests; one silent for 60 s is closed.
+// Connections are kept alive between requests; one silent for 60 s, or taking over 10 s to send a
+// request's head once it started, is closed. A request's head is limited to 16 KiB and its body to
+// 8 KiB (the connection is closed beyond). Beyond `max_connections` open connections, new ones are
+// closed as soon as they are accepted. A request whose answer throws (a scrape-time callback that
+// throws despite the registry's rule, bad_alloc) gets 500; the endpoint keeps serving.
 //
 // Errors: `create` throws `boost::system::system_error` when the address is invalid or cannot be
 // bound. Connection errors end that connection only; a failed accept is retried 100 ms later. A readiness check that
@@ -19,9 +23,11 @@
 //
 // Thread safety: every member function is thread-safe. The acceptor and connections run on a strand
 // of the given executor; checks and scrape-time gauge callbacks are called there. Lifetimes: the
-// registry must outlive the endpoint's connections: call `stop()` and let the executor run the
-// closing (or destroy the executor) before destroying the registry. `stop()` (and the destructor)
-// returns at once: the listening socket and open connections are closed on the strand soon after.
+// executor's execution context must outlive the endpoint object (`stop()`, which the destructor
+// calls, dispatches onto the strand). The registry must outlive the endpoint's connections: call
+// `stop()` and let the executor run the closing (or stop the context and destroy it, with its
+// pending handlers) before destroying the registry. `stop()` (and the destructor) returns at once:
+// the listening socket and open connections are closed on the strand soon after.
 #pragma once
 
 #include "informer/metrics/registry.hpp"
@@ -48,6 +54,8 @@ struct endpoint_options {
   std::string address = "127.0.0.1";
   /// 0 lets the system pick a free port; `port()` says which.
   std::uint16_t port = 0;
+  /// Open connections beyond which new ones are closed at once (client connection floods).
+  std::size_t max_connections = 64;
 };
 
 /// See the file comment.
@@ -78,8 +86,8 @@ private:
   std::shared_ptr<detail::endpoint_state> state_;
 };
 
-/// A readiness check that passes once `informer` has synced (and keeps passing). It holds the
-/// informer weakly: a destroyed informer fails the check.
+/// A readiness check that passes once `informer` has synced (and keeps passing). It does not own
+/// the informer (see `shared_informer::synced_observer`): a destroyed informer fails the check.
 std::function<bool()> informer_synced_check(const std::shared_ptr<shared_informer>& informer);
 
 }  // namespace informer::metrics

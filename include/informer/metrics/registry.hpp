@@ -51,9 +51,9 @@ struct counter_cell {
 
 struct gauge_cell {
   std::atomic<double> value{0};
-  // Set once by set_callback, under the family's lock; read at scrape under it, called outside.
-  std::shared_ptr<const std::function<std::optional<double>()>> callback;
 };
+
+using gauge_callback = std::function<std::optional<double>()>;
 
 struct histogram_cell {
   explicit histogram_cell(std::size_t buckets) : counts(buckets + 1) {}
@@ -184,6 +184,9 @@ private:
   friend class registry;
   using family::family;
   std::map<std::vector<std::string>, std::shared_ptr<detail::gauge_cell>> series_ INFORMER_GUARDED_BY(mu_);
+  // Scrape-time callbacks by series (kept here, not in the cells, so that the family's lock can
+  // guard them); copied under the lock at a scrape and called outside it.
+  std::map<std::vector<std::string>, std::shared_ptr<const detail::gauge_callback>> callbacks_ INFORMER_GUARDED_BY(mu_);
 };
 
 class histogram_family final : public family {

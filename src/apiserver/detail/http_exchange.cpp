@@ -233,9 +233,11 @@ asio::awaitable<exchange_outcome> perform_exchange(std::shared_ptr<http_client_s
   asio::steady_timer timer(s->executor);
   for (int retries = 0;; ++retries) {
     if (policy.throttle && s->limiter) {
-      if (const auto delay = s->limiter->reserve(); delay > std::chrono::nanoseconds::zero()) {
+      const auto delay = s->limiter->reserve();
+      // Every limited attempt is observed, an undelayed one as 0, as client-go does.
+      if (s->options.metrics.on_rate_limiter_wait) s->options.metrics.on_rate_limiter_wait(req.method(), delay);
+      if (delay > std::chrono::nanoseconds::zero()) {
         ++s->throttled;
-        if (s->options.metrics.on_rate_limiter_wait) s->options.metrics.on_rate_limiter_wait(req.method(), delay);
         timer.expires_after(delay);
         co_await timer.async_wait(nothrow);
       }
