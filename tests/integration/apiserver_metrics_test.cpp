@@ -11,6 +11,7 @@
 
 #include "control_plane.hpp"
 #include "io_threads.hpp"
+#include "metrics_scrape.hpp"
 #include "wait.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -33,42 +34,9 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
 using informer::testing::control_plane;
+using informer::testing::fetch;
 using informer::testing::io_threads;
-using tcp = asio::ip::tcp;
-
-namespace {
-
-std::pair<unsigned, std::string> fetch(std::uint16_t port, const std::string& target) {
-  asio::io_context ctx;
-  tcp::socket socket(ctx);
-  socket.connect({asio::ip::make_address("127.0.0.1"), port});
-  http::request<http::empty_body> req{http::verb::get, target, 11};
-  http::write(socket, req);
-  boost::beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(socket, buffer, res);
-  return {res.result_int(), res.body()};
-}
-
-// Sample values by series as written; fails on a malformed line.
-std::map<std::string, double> samples(const std::string& text) {
-  std::map<std::string, double> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const auto nl = text.find('\n', start);
-    BOOST_REQUIRE(nl != std::string::npos);
-    const std::string line = text.substr(start, nl - start);
-    start = nl + 1;
-    if (line.starts_with("# ")) continue;
-    const auto sp = line.rfind(' ');
-    BOOST_REQUIRE(sp != std::string::npos && sp > 0);
-    const std::string value = line.substr(sp + 1);
-    out[line.substr(0, sp)] = value == "+Inf" ? HUGE_VAL : std::stod(value);
-  }
-  return out;
-}
-
-}  // namespace
+using informer::testing::samples;
 
 BOOST_AUTO_TEST_CASE(scrape_shows_the_list_and_store_size_of_a_pod_informer,
                      *boost::unit_test::precondition([](auto) { return control_plane::available(); })) {
@@ -111,18 +79,18 @@ BOOST_AUTO_TEST_CASE(scrape_shows_the_list_and_store_size_of_a_pod_informer,
   informer::metrics::register_informer_metrics(registry, inf);
   auto ep = informer::metrics::endpoint::create(io.ctx.get_executor(), registry);
   ep->add_readiness_check("informer-sync", informer::metrics::informer_synced_check(inf));
-  BOOST_TEST(fetch(ep->port(), "/readyz").first == 503u);
+  BOOST_TEST(fetch(ep->port(), "/readyz").status == 503u);
 
   inf->run();
   BOOST_TEST_REQUIRE(informer::wait_for_cache_sync({inf}, 30s));
-  BOOST_TEST(fetch(ep->port(), "/readyz").first == 200u);
+  BOOST_TEST(fetch(ep->port(), "/readyz").status == 200u);
   // The list (resourceVersion 0) comes from the server's watch cache, which may not have the last
   // pods yet: they then come as watch events.
   BOOST_TEST_REQUIRE(
       informer::testing::eventually([&] { return inf->get_store()->size() == static_cast<std::size_t>(pods); }));
-  const auto [status, body] = fetch(ep->port(), "/metrics");
-  BOOST_TEST(status == 200u);
-  const auto s = samples(body);
+  const auto scrape = fetch(ep->port(), "/metrics");
+  BOOST_TEST(scrape.status == 200u);
+  const auto s = samples(scrape.body);
   BOOST_TEST(s.at("reflector_lists_total{name=\"pods\"}") == 1.0);
   const double listed = s.at("reflector_items_per_list_sum{name=\"pods\"}");
   const auto added = s.find("reflector_watch_events_total{name=\"pods\",type=\"ADDED\"}");

@@ -4,6 +4,7 @@
 #include "informer/metrics/adapters.hpp"
 
 #include "io_threads.hpp"
+#include "metrics_scrape.hpp"
 #include "sample_pods.hpp"
 #include "scripted_source.hpp"
 #include "wait.hpp"
@@ -30,53 +31,11 @@ using namespace std::chrono_literals;
 namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 using informer::testing::eventually;
+using informer::testing::fetch;
 using informer::testing::io_threads;
 using informer::testing::patience;
+using informer::testing::samples;
 using informer::testing::scripted_source;
-
-namespace {
-
-struct reply {
-  unsigned status = 0;
-  std::string content_type;
-  std::string body;
-};
-
-// One blocking HTTP/1.1 request over loopback, on a connection of its own.
-reply fetch(std::uint16_t port, const std::string& target, http::verb verb = http::verb::get) {
-  boost::asio::io_context ctx;
-  tcp::socket socket(ctx);
-  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-  http::request<http::empty_body> req{verb, target, 11};
-  req.set(http::field::host, "127.0.0.1");
-  http::write(socket, req);
-  boost::beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  if (verb == http::verb::head) parser.skip(true);
-  http::read(socket, buffer, parser);
-  auto res = parser.release();
-  return {res.result_int(), std::string(res[http::field::content_type]), res.body()};
-}
-
-// Sample values of a scrape by series as written (`name{labels}`); fails on a malformed line.
-std::map<std::string, double> samples(const std::string& text) {
-  std::map<std::string, double> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const auto nl = text.find('\n', start);
-    BOOST_REQUIRE(nl != std::string::npos);
-    const std::string line = text.substr(start, nl - start);
-    start = nl + 1;
-    if (line.starts_with("# HELP ") || line.starts_with("# TYPE ")) continue;
-    const auto sp = line.rfind(' ');
-    BOOST_REQUIRE(sp != std::string::npos && sp > 0);
-    const std::string value = line.substr(sp + 1);
-    out[line.substr(0, sp)] = value == "+Inf" ? HUGE_VAL : std::stod(value);
-  }
-  return out;
-}
-
-}  // namespace
 
 BOOST_AUTO_TEST_CASE(serves_metrics_health_and_404) {
   registry r;  // outlives the threads that serve it
