@@ -45,7 +45,9 @@
 // Thread safety: `is_leader`, `leader`, `start` and `stop` are thread-safe. Lifetime: the elector
 // (movable) stops in its destructor; destroy it neither from one of its callbacks nor after its
 // executor's context is gone. The executor must be running for `stop()` to return (it waits for the
-// strand, and for the release up to `renew_deadline`).
+// strand, and for the release up to `renew_deadline`): call it from a callback or from a thread that
+// is not one of the executor's (on a one-thread executor, another handler calling it would wait for
+// itself).
 #pragma once
 
 #include "informer/core/error.hpp"
