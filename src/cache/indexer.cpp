@@ -378,7 +378,8 @@ result<std::vector<object::ptr>> indexer::by_index(std::string_view name, std::s
   std::vector<object::ptr> out;
   if (const auto* list = state_->postings(*index, value)) {
     out.reserve(list->size());
-    list->for_each([&](std::uint32_t s) { out.push_back(state_->slots[s]); });
+    const auto& slots = state_->slots;  // (the analysis does not see the lock inside the lambda)
+    list->for_each([&](std::uint32_t s) { out.push_back(slots[s]); });
   }
   return out;
 }
@@ -390,7 +391,8 @@ result<std::vector<std::string>> indexer::index_keys(std::string_view name, std:
   std::vector<std::string> out;
   if (const auto* list = state_->postings(*index, value)) {
     out.reserve(list->size());
-    list->for_each([&](std::uint32_t s) { out.push_back(*state_->slot_keys[s]); });
+    const auto& keys = state_->slot_keys;  // (as in by_index)
+    list->for_each([&](std::uint32_t s) { out.push_back(*keys[s]); });
   }
   return out;
 }
