@@ -15,12 +15,7 @@
 // (instructions per update = "Collected" / updates).
 #include "informer/cache/indexer.hpp"
 
-#if __has_include(<valgrind/callgrind.h>)
-#include <valgrind/callgrind.h>
-#else
-#define CALLGRIND_START_INSTRUMENTATION
-#define CALLGRIND_STOP_INSTRUMENTATION
-#endif
+#include "issue12_pod.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -32,26 +27,6 @@
 
 namespace {
 
-constexpr const char* tiers[] = {"web", "db", "cache"};
-
-// A pod's metadata as issue 12 describes it; the indexer reads metadata only, so the body is left
-// out to keep N = 100,000 quick to build (and to run under callgrind).
-informer::object::ptr make_pod(std::size_t i, std::size_t tier, std::size_t version) {
-  char text[512];
-  std::snprintf(text, sizeof text,
-                R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"user-service-%06zu","namespace":"bench",)"
-                R"("resourceVersion":"%zu","labels":{"app":"app-%03zu","tier":"%s","name":"user-service",)"
-                R"("shard":"s%zu","pod-template-hash":"dbc77d4c7"},)"
-                R"("annotations":{"owner":"team-user","revision":"%zu"}}})",
-                i, 1000000 + version, i % 100, tiers[tier % 3], i % 10, i % 7);
-  auto pod = informer::object::parse(text);
-  if (!pod) {
-    std::fprintf(stderr, "parse failed: %s\n", pod.error().what().c_str());
-    std::exit(1);
-  }
-  return *pod;
-}
-
 // Kept out of line so that callgrind can count exactly this loop (--toggle-collect).
 [[gnu::noinline]] void run_updates(informer::indexer& cache, std::vector<informer::object::ptr>& updates) {
   for (auto& pod : updates) cache.update(std::move(pod));
@@ -59,13 +34,13 @@ informer::object::ptr make_pod(std::size_t i, std::size_t tier, std::size_t vers
 
 double ns_per_update(std::size_t n, std::size_t m, bool change_label) {
   informer::indexer cache;
-  for (std::size_t i = 0; i < n; ++i) cache.add(make_pod(i, i, 0));
+  for (std::size_t i = 0; i < n; ++i) cache.add(bench::issue12_pod(i, i, 1000000));
   // Updates hit objects spread over the whole cache (a stride prime to n), as a watch does.
   std::vector<informer::object::ptr> updates;
   updates.reserve(m);
   for (std::size_t k = 0; k < m; ++k) {
     const auto i = (k * 7919) % n;
-    updates.push_back(make_pod(i, change_label ? i + 1 + k / n : i, 1 + k));
+    updates.push_back(bench::issue12_pod(i, change_label ? i + 1 + k / n : i, 1000001 + k));
   }
   const auto started = std::chrono::steady_clock::now();
   CALLGRIND_START_INSTRUMENTATION;

@@ -11,12 +11,7 @@
 #include "informer/client/shared_informer.hpp"
 #include "informer/core/mutex.hpp"
 
-#if __has_include(<valgrind/callgrind.h>)
-#include <valgrind/callgrind.h>
-#else
-#define CALLGRIND_START_INSTRUMENTATION
-#define CALLGRIND_STOP_INSTRUMENTATION
-#endif
+#include "issue12_pod.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/error.hpp>
@@ -35,25 +30,6 @@
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-constexpr const char* tiers[] = {"web", "db", "cache"};
-
-// Issue 12's pod, metadata only (the pipeline never reads the body).
-informer::object::ptr make_pod(std::size_t i, std::size_t version) {
-  char text[512];
-  std::snprintf(text, sizeof text,
-                R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"user-service-%06zu","namespace":"bench",)"
-                R"("resourceVersion":"%zu","labels":{"app":"app-%03zu","tier":"%s","name":"user-service",)"
-                R"("shard":"s%zu","pod-template-hash":"dbc77d4c7"},)"
-                R"("annotations":{"owner":"team-user","revision":"%zu"}}})",
-                i, version, i % 100, tiers[i % 3], i % 10, i % 7);
-  auto pod = informer::object::parse(text);
-  if (!pod) {
-    std::fprintf(stderr, "parse failed: %s\n", pod.error().what().c_str());
-    std::exit(1);
-  }
-  return *pod;
-}
 
 // Streams pre-built events, then waits for cancel(). One reader, as the interface says.
 class replay_stream final : public informer::watch_stream {
@@ -135,13 +111,13 @@ int main(int argc, char** argv) {
 
   std::vector<informer::object::ptr> pods;
   pods.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) pods.push_back(make_pod(i, 1));
+  for (std::size_t i = 0; i < n; ++i) pods.push_back(bench::issue12_pod(i, i, 1));
   std::vector<informer::watch_event> events;
   events.reserve(m);
   for (std::size_t k = 0; k < m; ++k) {
     const auto version = 2 + k;
     events.push_back({.type = informer::watch_event_type::modified,
-                      .obj = make_pod((k * 7919) % n, version),
+                      .obj = bench::issue12_pod((k * 7919) % n, (k * 7919) % n, version),
                       .resource_version = std::to_string(version)});
   }
 

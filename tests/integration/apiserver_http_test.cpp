@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "control_plane.hpp"
+#include "shared_control_plane.hpp"
 #include "io_threads.hpp"
 #include "informer/apiserver/kubeconfig.hpp"
 #include "informer/apiserver/lister_watcher.hpp"
@@ -48,21 +49,12 @@ using informer::errc;
 using informer::http_client;
 using informer::http_response;
 using informer::rest_config;
+using informer::testing::cluster;
+using informer::testing::cluster_fixture;
+using informer::testing::cluster_running;
 using informer::testing::control_plane;
 
 namespace {
-
-// One control plane for the whole file (each takes seconds to start).
-control_plane* cluster = nullptr;
-
-struct cluster_fixture {
-  cluster_fixture() {
-    if (control_plane::available()) cluster = new control_plane();
-  }
-  ~cluster_fixture() { delete cluster; }
-};
-
-bool cluster_running(boost::unit_test::test_unit_id) { return cluster != nullptr; }
 
 using informer::testing::io_threads;
 

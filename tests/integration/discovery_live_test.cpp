@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "control_plane.hpp"
+#include "shared_control_plane.hpp"
 #include "io_threads.hpp"
 #include "informer/apiserver/rest_client.hpp"
 #include "informer/apiserver/rest_mapper.hpp"
@@ -23,22 +24,13 @@ using informer::discovery_client;
 using informer::errc;
 using informer::rest_client;
 using informer::rest_mapper;
+using informer::testing::cluster;
+using informer::testing::cluster_fixture;
+using informer::testing::cluster_running;
 using informer::testing::control_plane;
 using informer::testing::io_threads;
 
 namespace {
-
-// One control plane for the whole file (each takes seconds to start).
-control_plane* cluster = nullptr;
-
-struct cluster_fixture {
-  cluster_fixture() {
-    if (control_plane::available()) cluster = new control_plane();
-  }
-  ~cluster_fixture() { delete cluster; }
-};
-
-bool cluster_running(boost::unit_test::test_unit_id) { return cluster != nullptr; }
 
 informer::http_client make_http(io_threads& io) {
   auto c =

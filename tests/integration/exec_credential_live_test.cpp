@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "control_plane.hpp"
+#include "shared_control_plane.hpp"
 #include "io_threads.hpp"
 #include "informer/apiserver/http_client.hpp"
 #include "informer/apiserver/kubeconfig.hpp"
@@ -33,21 +34,13 @@ namespace http = boost::beast::http;
 using namespace std::chrono_literals;
 using informer::errc;
 using informer::http_client;
+using informer::testing::cluster;
+using informer::testing::cluster_fixture;
+using informer::testing::cluster_running;
 using informer::testing::control_plane;
 using informer::testing::io_threads;
 
 namespace {
-
-control_plane* cluster = nullptr;
-
-struct cluster_fixture {
-  cluster_fixture() {
-    if (control_plane::available()) cluster = new control_plane();
-  }
-  ~cluster_fixture() { delete cluster; }
-};
-
-bool cluster_running(boost::unit_test::test_unit_id) { return cluster != nullptr; }
 
 std::size_t lines_in(const fs::path& p) {
   std::ifstream in(p);

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "control_plane.hpp"
+#include "shared_control_plane.hpp"
 #include "io_threads.hpp"
 #include "test_locks.hpp"
 
@@ -27,24 +28,15 @@
 
 using namespace std::chrono_literals;
 using informer::leader_elector;
+using informer::testing::cluster;
+using informer::testing::cluster_fixture;
+using informer::testing::cluster_running;
 using informer::testing::control_plane;
 using informer::testing::io_threads;
 using informer::testing::switchable_lock;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-// One control plane for the file: its etcd serves the etcd lock, its apiserver the Lease lock.
-control_plane* cluster = nullptr;
-
-struct cluster_fixture {
-  cluster_fixture() {
-    if (control_plane::available()) cluster = new control_plane();
-  }
-  ~cluster_fixture() { delete cluster; }
-};
-
-bool cluster_running(boost::unit_test::test_unit_id) { return cluster != nullptr; }
 
 constexpr auto lease = 2s;
 constexpr auto renew_deadline = 1500ms;
@@ -277,6 +269,7 @@ void stores_the_record_conditionally(informer::resource_lock& lock) {
 
 }  // namespace
 
+// The control plane's etcd serves the etcd lock, its kube-apiserver the Lease lock.
 BOOST_TEST_GLOBAL_FIXTURE(cluster_fixture);
 
 BOOST_AUTO_TEST_SUITE(leader_election, *boost::unit_test::precondition(cluster_running))

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "control_plane.hpp"
+#include "shared_control_plane.hpp"
 #include "io_threads.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -29,22 +30,12 @@ using informer::object;
 using informer::patch_type;
 using informer::rest_client;
 using informer::rest_config;
+using informer::testing::cluster;
+using informer::testing::cluster_fixture;
+using informer::testing::cluster_running;
 using informer::testing::control_plane;
 
 namespace {
-
-// One control plane for the whole file (each takes seconds to start). No controller manager and
-// no scheduler run: nothing but this file's requests changes the objects.
-control_plane* cluster = nullptr;
-
-struct cluster_fixture {
-  cluster_fixture() {
-    if (control_plane::available()) cluster = new control_plane();
-  }
-  ~cluster_fixture() { delete cluster; }
-};
-
-bool cluster_running(boost::unit_test::test_unit_id) { return cluster != nullptr; }
 
 // An io_context run by two threads, so that concurrent operations really overlap.
 using informer::testing::io_threads;
@@ -155,6 +146,7 @@ std::vector<std::string> names_of(const informer::object_list& list) {
 
 }  // namespace
 
+// No controller manager and no scheduler run: nothing but this file's requests changes the objects.
 BOOST_TEST_GLOBAL_FIXTURE(cluster_fixture);
 
 BOOST_AUTO_TEST_SUITE(rest_client_suite, *boost::unit_test::precondition(cluster_running))
