@@ -1,8 +1,7 @@
 #include "informer/etcd/lease_lock.hpp"
 
-#include "codec/detail/go_json.hpp"
 #include "core/detail/async_completion.hpp"
-#include "core/detail/rfc3339.hpp"
+#include "leaderelection/detail/record_json.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
@@ -17,19 +16,8 @@ namespace informer::etcd {
 
 namespace {
 
-std::string micro_time(std::chrono::system_clock::time_point t) {
-  const auto since = t.time_since_epoch();
-  const auto seconds = std::chrono::floor<std::chrono::seconds>(since);
-  return codec::detail::format_micro_time(
-      seconds.count(), std::chrono::duration_cast<std::chrono::nanoseconds>(since - seconds).count());
-}
-
 std::string encode(const lock_record& r) {
-  return json::serialize(json::object{{"holderIdentity", r.holder_identity},
-                                      {"leaseDurationSeconds", r.lease_duration.count()},
-                                      {"acquireTime", micro_time(r.acquire_time)},
-                                      {"renewTime", micro_time(r.renew_time)},
-                                      {"leaderTransitions", r.leader_transitions}});
+  return json::serialize(informer::detail::record_to_json(r, "leaderTransitions"));
 }
 
 detailed_result<lock_record> decode(const key_value& kv) {
@@ -39,27 +27,9 @@ detailed_result<lock_record> decode(const key_value& kv) {
   boost::system::error_code ec;
   const auto value = json::parse(kv.value, ec);
   if (ec || !value.is_object()) return malformed("not a JSON leader-election record");
-  const auto& o = value.get_object();
   lock_record r;
-  if (const auto* v = o.if_contains("holderIdentity"); v != nullptr) {
-    if (!v->is_string()) return malformed("holderIdentity is not a string");
-    r.holder_identity = v->get_string();
-  }
-  if (const auto* v = o.if_contains("leaseDurationSeconds"); v != nullptr) {
-    if (!v->is_int64()) return malformed("leaseDurationSeconds is not an integer");
-    r.lease_duration = std::chrono::seconds(v->get_int64());
-  }
-  if (const auto* v = o.if_contains("leaderTransitions"); v != nullptr) {
-    if (!v->is_int64()) return malformed("leaderTransitions is not an integer");
-    r.leader_transitions = static_cast<std::int32_t>(v->get_int64());
-  }
-  for (auto [key, field] : {std::pair{"acquireTime", &r.acquire_time}, std::pair{"renewTime", &r.renew_time}}) {
-    const auto* v = o.if_contains(key);
-    if (v == nullptr) continue;
-    const auto t = v->is_string() ? informer::detail::parse_rfc3339(v->get_string()) : std::nullopt;
-    if (!t) return malformed(std::string(key) + " is not an RFC 3339 time");
-    *field = *t;
-  }
+  if (auto wrong = informer::detail::record_from_json(value.get_object(), "leaderTransitions", r))
+    return malformed(*wrong);
   return r;
 }
 

@@ -8,6 +8,7 @@
 // Thread safety: both are thread-safe; `memory_store` is read by tests under its own mutex.
 #pragma once
 
+#include "informer/core/mutex.hpp"
 #include "informer/leaderelection/leader_elector.hpp"
 
 #include "core/detail/async_completion.hpp"
@@ -17,7 +18,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -26,12 +26,12 @@ namespace informer::testing {
 
 struct memory_store {
   std::optional<lock_record> snapshot() {
-    std::lock_guard lock(mu);
+    informer::lock_guard lock(mu);
     return record;
   }
-  std::mutex mu;
-  std::optional<lock_record> record;
-  std::int64_t version = 0;
+  informer::mutex mu;
+  std::optional<lock_record> record INFORMER_GUARDED_BY(mu);
+  std::int64_t version INFORMER_GUARDED_BY(mu) = 0;
   std::atomic<int> writes{0};
 };
 
@@ -42,7 +42,7 @@ public:
 
   void async_get(boost::asio::any_completion_handler<get_signature> handler) override {
     auto op = informer::detail::async_completion<get_signature>::create(std::move(handler), executor_);
-    std::lock_guard lock(store_->mu);
+    informer::lock_guard lock(store_->mu);
     if (!store_->record) {
       op->complete({}, std::nullopt);
     } else {
@@ -52,7 +52,7 @@ public:
 
   void async_create(const lock_record& record, boost::asio::any_completion_handler<write_signature> handler) override {
     auto op = informer::detail::async_completion<write_signature>::create(std::move(handler), executor_);
-    std::lock_guard lock(store_->mu);
+    informer::lock_guard lock(store_->mu);
     if (store_->record) {
       op->complete(informer::error(errc::conflict, "exists"), {});
       return;
@@ -65,7 +65,7 @@ public:
   void async_update(const lock_record& record, const std::string& version,
                     boost::asio::any_completion_handler<write_signature> handler) override {
     auto op = informer::detail::async_completion<write_signature>::create(std::move(handler), executor_);
-    std::lock_guard lock(store_->mu);
+    informer::lock_guard lock(store_->mu);
     if (!store_->record || std::to_string(store_->version) != version) {
       op->complete(informer::error(errc::conflict, "version moved on"), {});
       return;

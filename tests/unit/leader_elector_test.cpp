@@ -52,7 +52,7 @@ struct candidate {
                          .on_stopped_leading = [this] { ++stopped; },
                          .on_new_leader =
                              [this](const std::string& id) {
-                               std::lock_guard lock(mu);
+                               informer::lock_guard lock(mu);
                                new_leaders.push_back(id);
                              }};
     auto e = leader_elector::create(std::move(lock), std::move(options), std::move(ex));
@@ -61,8 +61,8 @@ struct candidate {
   }
   std::atomic<int> started{0};
   std::atomic<int> stopped{0};
-  std::mutex mu;
-  std::vector<std::string> new_leaders;
+  informer::mutex mu;
+  std::vector<std::string> new_leaders INFORMER_GUARDED_BY(mu);
   std::optional<leader_elector> elector;
 };
 
@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(acquires_a_free_lock_and_renews_it) {
   BOOST_TEST((later.renew_time > first.renew_time));
   BOOST_TEST(store->writes >= 5);
   BOOST_TEST(a.stopped == 0);
-  std::lock_guard lock(a.mu);
+  informer::lock_guard lock(a.mu);
   BOOST_TEST(a.new_leaders == std::vector<std::string>{"a"});
 }
 
@@ -159,11 +159,14 @@ BOOST_AUTO_TEST_CASE(follower_waits_a_lease_from_its_own_observation_whatever_th
   for (const auto written : {std::chrono::system_clock::time_point{},                       // far in the past
                              std::chrono::system_clock::now() + std::chrono::hours(24)}) {  // in the future
     auto store = std::make_shared<memory_store>();
-    store->record = lock_record{.holder_identity = "gone",
-                                .lease_duration = 2s,
-                                .acquire_time = written,
-                                .renew_time = written,
-                                .leader_transitions = 3};
+    {
+      informer::lock_guard lock(store->mu);
+      store->record = lock_record{.holder_identity = "gone",
+                                  .lease_duration = 2s,
+                                  .acquire_time = written,
+                                  .renew_time = written,
+                                  .leader_transitions = 3};
+    }
     candidate b(std::make_shared<memory_lock>(store, io.ctx.get_executor()), options_for("b"), io.ctx.get_executor());
     const auto begun = steady::now();
     b.elector->start();

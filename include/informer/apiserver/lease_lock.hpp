@@ -24,6 +24,8 @@
 #include "informer/core/mutex.hpp"
 #include "informer/leaderelection/leader_elector.hpp"
 
+#include <boost/json/object.hpp>
+
 #include <memory>
 #include <string>
 
@@ -42,6 +44,8 @@ public:
   std::string describe() const override;
 
 private:
+  boost::json::object skeleton() const;  // apiVersion, kind, name and namespace of the Lease
+
   struct last_read {
     mutex mu;
     object::ptr lease INFORMER_GUARDED_BY(mu);

@@ -6,7 +6,7 @@
 // (informer/apiserver/lease_lock.hpp) or a key in etcd (informer/etcd/lease_lock.hpp), or any
 // `resource_lock` of your own.
 //
-//   auto lock = std::make_shared<informer::apiserver_lease_lock>(http, "kube-system", "my-controller", "pod-a");
+//   auto lock = std::make_shared<informer::lease_lock>(http, "kube-system", "my-controller");
 //   auto elector = informer::leader_elector::create(lock, {.identity = "pod-a",
 //                                                          .release_on_cancel = true,
 //                                                          .callbacks = {.on_started_leading = start_work,
@@ -144,6 +144,7 @@ public:
   static detailed_result<leader_elector> create(std::shared_ptr<resource_lock> lock, leader_elector_options options,
                                                 boost::asio::any_io_executor executor = {});
 
+  /// A moved-from elector may only be destroyed or assigned to.
   leader_elector(leader_elector&&) noexcept;
   leader_elector& operator=(leader_elector&&) noexcept;
   /// `stop()`; with a thread of its own, then waits for a lock operation still in flight and joins it.
