@@ -104,6 +104,7 @@ private:
     lock_->async_get(on_strand([self = shared_from_this(), gen = gen_, started](
                                    informer::error e, std::optional<versioned_lock_record> current) {
       self->on_get(gen, started, std::move(e), std::move(current));
+      self->settle();
     }));
   }
 
@@ -151,6 +152,7 @@ private:
              const std::optional<std::string>& version) {
     auto handler = on_strand([self = shared_from_this(), gen, started, desired](informer::error e, std::string v) {
       self->on_write(gen, started, desired, std::move(e), std::move(v));
+      self->settle();
     });
     if (version) {
       lock_->async_update(desired, *version, std::move(handler));
@@ -288,13 +290,21 @@ private:
             log(log_level::info, component, self->options_.identity + ": released " + self->lock_->describe());
           }
           self->finish();
+          self->settle();
         }));
   }
 
+  // Done: no callback runs any more. `stop()` returns once no lock call is in flight either, so
+  // that none completes into an executor its owner may destroy as soon as `stop()` returned.
   void finish() {
     if (phase_ == phase::done) return;
     phase_ = phase::done;
     release_timer_.cancel();
+    settle();
+  }
+
+  void settle() {
+    if (phase_ != phase::done || in_flight_) return;
     lock_guard lock(mutex_);
     finished_ = true;
     finished_cv_.notify_all();

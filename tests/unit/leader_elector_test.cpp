@@ -24,6 +24,7 @@ using informer::lock_record;
 using informer::testing::io_threads;
 using informer::testing::memory_lock;
 using informer::testing::memory_store;
+using informer::testing::parked_lock;
 using informer::testing::switchable_lock;
 using steady = std::chrono::steady_clock;
 
@@ -248,6 +249,27 @@ BOOST_AUTO_TEST_CASE(no_callback_runs_after_stop_returns) {
     std::this_thread::sleep_for(20ms);
     BOOST_TEST(late == 0);
   }
+}
+
+// A lock call still in flight when stop() returned could complete into an executor its owner has
+// destroyed by then: stop() waits for it.
+BOOST_AUTO_TEST_CASE(stop_waits_for_a_lock_call_in_flight) {
+  io_threads io;
+  auto lock = std::make_shared<parked_lock>(io.ctx.get_executor());
+  candidate c(lock, options_for("a"), io.ctx.get_executor());
+  c.elector->start();
+  BOOST_REQUIRE(eventually([&] { return lock->parked() == 1; }));
+  std::atomic<bool> returned{false};
+  std::thread stopper([&] {
+    c.elector->stop();
+    returned = true;
+  });
+  std::this_thread::sleep_for(300ms);
+  BOOST_TEST(!returned);
+  lock->fail_all();
+  stopper.join();
+  BOOST_TEST(lock->parked() == 0u);
+  BOOST_TEST(c.started == 0);
 }
 
 BOOST_AUTO_TEST_CASE(stop_from_a_callback_does_not_wait_for_itself) {

@@ -44,8 +44,9 @@
 //
 // Thread safety: `is_leader`, `leader`, `start` and `stop` are thread-safe. Lifetime: the elector
 // (movable) stops in its destructor; destroy it neither from one of its callbacks nor after its
-// executor's context is gone. The executor must be running for `stop()` to return (it waits for the
-// strand, and for the release up to `renew_deadline`): call it from a callback or from a thread that
+// executor's context is gone; once `stop()` returned, no lock call is in flight and the context may
+// go. The executor must be running for `stop()` to return (it waits for the strand, for a lock
+// call in flight, and for the release): call it from a callback or from a thread that
 // is not one of the executor's (on a one-thread executor, another handler calling it would wait for
 // itself).
 #pragma once
@@ -82,12 +83,12 @@ struct versioned_lock_record {
   std::string version{};
 };
 
-/// Where the record lives. Implementations complete every operation exactly once, never inside the
-/// call, on the handler's associated executor (through detail::async_completion), and may be called
-/// from any thread, several operations at once.
-/// Errors: `async_get` completes with an empty optional (and no error) when there is no record;
-/// `async_create` and `async_update` complete with an error equal to condition::conflict when the
-/// record exists already or moved on from `version`; anything else is the store's error.
+/// Where the record lives. Implementations complete every operation exactly once, in bounded time
+/// (their store's request timeout: `stop()` waits for a call in flight), never inside the call, on the handler's
+/// associated executor (through detail::async_completion), and may be called from any thread, several operations at
+/// once. Errors: `async_get` completes with an empty optional (and no error) when there is no record; `async_create`
+/// and `async_update` complete with an error equal to condition::conflict when the record exists already or moved on
+/// from `version`; anything else is the store's error.
 class resource_lock {
 public:
   using get_signature = void(informer::error, std::optional<versioned_lock_record>);
@@ -153,9 +154,9 @@ public:
   /// Starts campaigning; idempotent; does nothing after `stop()`.
   void start();
   /// Stops: a leader stops leading (`on_stopped_leading`) and, with `release_on_cancel`, releases
-  /// the record (so does a candidate whose write in flight turns out to have acquired it). Waits
-  /// until no callback runs and none will (unless called from a callback), and for the release, up
-  /// to `renew_deadline`. Idempotent.
+  /// the record (so does a candidate whose write in flight turns out to have acquired it, unless that
+  /// write lands after `renew_deadline`). Waits until no callback runs and
+  /// none will, and no lock call is in flight (unless called from a callback). Idempotent.
   void stop();
 
   /// True while this candidate leads: never after `renew_deadline` without a successful renewal.
