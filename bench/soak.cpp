@@ -63,10 +63,21 @@ struct settings {
   int writers = 16;
 };
 
+constexpr const char* usage =
+    "usage: soak [--seconds 3600] [--rate 1000] [--objects 20000] [--sample 10] [--writers 16]\n";
+
 settings parse_args(int argc, char** argv) {
   settings s;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(usage, stdout);
+      std::exit(0);
+    }
+    if (i + 1 == argc) {
+      std::fprintf(stderr, "soak: %s needs a value\n%s", flag.c_str(), usage);
+      std::exit(2);
+    }
     const double value = std::atof(argv[i + 1]);
     if (flag == "--seconds")
       s.seconds = static_cast<int>(value);
@@ -79,7 +90,7 @@ settings parse_args(int argc, char** argv) {
     else if (flag == "--writers")
       s.writers = static_cast<int>(value);
     else {
-      std::fprintf(stderr, "soak: unknown flag %s\n", flag.c_str());
+      std::fprintf(stderr, "soak: unknown flag %s\n%s", flag.c_str(), usage);
       std::exit(2);
     }
   }
