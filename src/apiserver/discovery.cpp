@@ -1,6 +1,7 @@
 #include "informer/apiserver/discovery.hpp"
 
 #include "apiserver/detail/completion.hpp"
+#include "core/detail/ascii.hpp"
 
 #include "informer/core/mutex.hpp"
 
@@ -15,7 +16,6 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <exception>
 #include <optional>
 #include <tuple>
@@ -52,11 +52,7 @@ using snapshot_ptr = discovery_client::snapshot_ptr;
 template <class Value>
 using outcome = std::tuple<informer::error, Value>;
 
-std::string lower(std::string_view s) {
-  std::string out{s};
-  std::ranges::transform(out, out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using informer::detail::ascii_lower;
 
 std::string string_at(const json::object& o, std::string_view key) {
   const auto* v = o.if_contains(key);
@@ -125,7 +121,7 @@ std::vector<api_resource> parse_resource_list(const json::object& list, std::str
                    .singular = string_at(*o, "singularName"),
                    .verbs = strings_at(*o, "verbs"),
                    .short_names = strings_at(*o, "shortNames")};
-    if (r.singular.empty()) r.singular = lower(r.res.kind);
+    if (r.singular.empty()) r.singular = ascii_lower(r.res.kind);
     out.push_back(std::move(r));
   }
   for (auto& entry : subs) {
@@ -277,7 +273,7 @@ std::shared_ptr<const discovery_snapshot> builtin_discovery_snapshot() {
     // The table lists the core group first; keep the resources grouped in that order too.
     for (const auto& g : s->groups) {
       for (const auto& r : builtin_resources()) {
-        if (r.group == g.name) s->resources.push_back({.res = r, .singular = lower(r.kind)});
+        if (r.group == g.name) s->resources.push_back({.res = r, .singular = ascii_lower(r.kind)});
       }
     }
     return std::shared_ptr<const discovery_snapshot>(std::move(s));

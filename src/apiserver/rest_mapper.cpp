@@ -1,12 +1,12 @@
 #include "informer/apiserver/rest_mapper.hpp"
 
 #include "apiserver/detail/completion.hpp"
+#include "core/detail/ascii.hpp"
 
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -19,11 +19,7 @@ namespace asio = boost::asio;
 template <class Value>
 using outcome = std::tuple<informer::error, Value>;
 
-std::string lower(std::string_view s) {
-  std::string out{s};
-  std::ranges::transform(out, out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using informer::detail::ascii_lower;
 
 // One reading of the text: a name, perhaps restricted to a group and a version (lower case).
 struct reading {
@@ -39,7 +35,7 @@ detailed_result<std::vector<reading>> readings_of(std::string_view text) {
                                                        "\": expected name, name.group, name.version.group, "
                                                        "version/plural or group/version/plural"};
   };
-  const auto t = lower(text);
+  const auto t = ascii_lower(text);
   if (t.empty()) return malformed();
   if (t.find('/') != std::string::npos) {
     std::vector<std::string_view> parts;
@@ -74,13 +70,13 @@ detailed_result<std::vector<reading>> readings_of(std::string_view text) {
 enum class tier { name, short_name, kind };
 
 bool matches(const api_resource& r, const reading& q, tier how) {
-  if (q.group && lower(r.res.group) != *q.group) return false;
-  if (q.version && lower(r.res.version) != *q.version) return false;
+  if (q.group && ascii_lower(r.res.group) != *q.group) return false;
+  if (q.version && ascii_lower(r.res.version) != *q.version) return false;
   switch (how) {
-    case tier::name: return lower(r.res.plural) == q.name || lower(r.singular) == q.name;
+    case tier::name: return ascii_lower(r.res.plural) == q.name || ascii_lower(r.singular) == q.name;
     case tier::short_name:
-      return std::ranges::any_of(r.short_names, [&](const std::string& s) { return lower(s) == q.name; });
-    case tier::kind: return lower(r.res.kind) == q.name;
+      return std::ranges::any_of(r.short_names, [&](const std::string& s) { return ascii_lower(s) == q.name; });
+    case tier::kind: return ascii_lower(r.res.kind) == q.name;
   }
   return false;
 }

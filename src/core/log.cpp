@@ -2,6 +2,8 @@
 
 #include "informer/core/mutex.hpp"
 
+#include "core/detail/ascii.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -39,7 +41,7 @@ char level_letter(log_level level) {
 
 constexpr std::string_view mask = "[redacted]";
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+using informer::detail::ascii_lower;
 bool is_word(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'; }
 bool is_space(char c) { return c == ' ' || c == '\t'; }
 
@@ -97,7 +99,7 @@ std::size_t value_start(std::string_view text, std::size_t at, std::string_view 
 // Every rule is a forward scan: linear in the text, whatever it holds.
 void find_secrets(std::string_view text, masks& m) {
   std::string lowered(text);
-  for (char& c : lowered) c = lower(c);
+  for (char& c : lowered) c = ascii_lower(c);
   // Header values, whole (a scheme and its credentials): to the end of the line or the quote.
   for (std::string_view header : {"authorization", "proxy-authorization", "cookie", "set-cookie"}) {
     for_each_word(lowered, header, [&](std::size_t at) {

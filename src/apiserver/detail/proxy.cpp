@@ -1,6 +1,7 @@
 #include "apiserver/detail/proxy.hpp"
 
 #include "apiserver/detail/base64.hpp"
+#include "core/detail/ascii.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -11,8 +12,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cstdlib>
 
@@ -27,11 +26,7 @@ namespace http = beast::http;
 // Awaiting with this yields (error_code, ...) tuples instead of throwing.
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-std::string lower(std::string_view s) {
-  std::string out{s};
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
+using informer::detail::ascii_lower;
 
 std::string_view trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t\r\n");
@@ -116,7 +111,7 @@ std::optional<std::string> percent_decode(std::string_view s) {
 std::string scheme_of(std::string_view url) {
   const auto sep = url.find("://");
   if (sep == std::string_view::npos || url.substr(0, sep).find('/') != std::string_view::npos) return {};
-  return lower(url.substr(0, sep));
+  return ascii_lower(url.substr(0, sep));
 }
 
 std::string bracketed(const std::string& host) { return host.find(':') != std::string::npos ? "[" + host + "]" : host; }
@@ -201,7 +196,7 @@ detailed_result<proxy_endpoint> parse_proxy_url(std::string_view text, std::stri
 no_proxy_list::no_proxy_list(std::string_view value) {
   while (!value.empty()) {
     const auto comma = value.find(',');
-    const std::string entry = lower(trim(value.substr(0, comma)));
+    const std::string entry = ascii_lower(trim(value.substr(0, comma)));
     value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
     if (entry.empty()) continue;
     if (entry == "*") {
@@ -247,7 +242,7 @@ bool no_proxy_list::bypasses(std::string_view host, std::string_view port) const
   const auto ip = parse_ip(host);
   if (ip && is_loopback(*ip)) return true;
   if (all_) return true;
-  const std::string name = lower(trim(host));
+  const std::string name = ascii_lower(trim(host));
   if (ip) {
     for (const auto& c : cidrs_) {
       if (in_network(*ip, c.network, c.prefix)) return true;
