@@ -122,6 +122,7 @@ public:
   /// non-positive refill interval or `max_tries` < 1.
   event_recorder(http_client http, event_recorder_options options);
   ~event_recorder();
+  /// A moved-from recorder may only be destroyed or assigned to.
   event_recorder(event_recorder&&) noexcept;
   event_recorder& operator=(event_recorder&&) noexcept;
 
