@@ -81,7 +81,8 @@ private:
             http::status::not_found,
             R"({"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"gone"})");
       }
-      for (const auto& [k, v] : json::parse(req.body()).as_object()) it->second[k] = v;
+      const auto patch = json::parse(req.body());
+      for (const auto& [k, v] : patch.as_object()) it->second[k] = v;
       return https_server::answer(http::status::ok, json::serialize(it->second));
     }
     return https_server::answer(http::status::bad_request, R"({"kind":"Status","code":400})");
