@@ -30,7 +30,7 @@ constexpr std::string_view finalizer = "example.com/cleanup";
 // Answers every PATCH with `answer_code` and the object the test set as the answer.
 struct scripted {
   std::atomic<int> code{200};
-  https_server server{[this](const https_server::request& req) {
+  https_server server{[this](const https_server::request&) {
     if (code != 200) {
       return https_server::answer(
           static_cast<http::status>(code.load()),
