@@ -199,6 +199,9 @@ public:
   const resource& get_resource() const noexcept { return resource_; }
   const std::string& ns() const noexcept { return ns_; }
   boost::asio::any_io_executor get_executor() const { return http_.get_executor(); }
+  /// This client for namespace `ns` (client-go's `Namespace(ns)` on the same resource): for
+  /// writes to the namespace of an object read across all namespaces.
+  rest_client in_namespace(std::string ns) const { return rest_client(http_, resource_, std::move(ns), options_); }
 
   /// GET one object.
   template <class CompletionToken>

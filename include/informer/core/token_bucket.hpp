@@ -4,7 +4,8 @@
 // kept. Each `reserve` takes one token, possibly one not minted yet, and says how long until it
 // will have been: a full bucket lets `burst` calls through at once, then calls are spaced 1/qps
 // apart. It computes waits and never sleeps, so the caller waits its own way (a timer, a queue).
-// Used by the HTTP client's request limit and by the workqueue's `bucket_rate_limiter`.
+// Used by the HTTP client's request limit, the workqueue's `bucket_rate_limiter` and the event
+// recorder's spam filter (`try_take`).
 //
 // Errors: the constructor throws `std::invalid_argument` if qps <= 0 (or not finite) or burst < 1.
 //
@@ -40,7 +41,13 @@ public:
   /// Takes one token and returns how long until it is minted (zero when one was available).
   std::chrono::nanoseconds reserve();
 
+  /// Takes one token if one is available now, else takes nothing and returns false (client-go's
+  /// TryAccept): for callers that drop what is over the limit instead of waiting.
+  bool try_take();
+
 private:
+  void refill_locked(std::chrono::steady_clock::time_point now) INFORMER_REQUIRES(mu_);
+
   const double qps_;
   const double burst_;
   const steady_now_fn now_;
