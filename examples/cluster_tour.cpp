@@ -1,4 +1,4 @@
-// A tour of the SDK against a real cluster: the demo that scripts/demo.sh runs.
+// A tour of the SDK against a real cluster: what `scripts/demo.sh --tour` runs.
 //
 // It fills a namespace with pods through the REST client, then keeps two informers on them: one
 // through kube-apiserver (protobuf), one straight from etcd. It shows that

@@ -79,22 +79,13 @@ public:
 
   // Creates the Node unless it exists (a kubelet's self-registration). False on failure.
   bool register_node() {
-    json::value node = {
+    const json::value node = {
         {"apiVersion", "v1"},
         {"kind", "Node"},
         {"metadata",
          {{"name", node_},
-          {"labels", {{"kubernetes.io/hostname", node_}, {"kubernetes.io/os", "linux"}, {"story/simulated", "true"}}}}},
-        {"status",
-         {{"capacity", {{"cpu", "4"}, {"memory", "8Gi"}, {"pods", "110"}}},
-          {"allocatable", {{"cpu", "4"}, {"memory", "8Gi"}, {"pods", "110"}}},
-          {"addresses",
-           json::array{{{"type", "InternalIP"}, {"address", host_ip_}}, {{"type", "Hostname"}, {"address", node_}}}},
-          {"nodeInfo",
-           {{"kubeletVersion", "v1.20.2"},
-            {"operatingSystem", "linux"},
-            {"architecture", "amd64"},
-            {"containerRuntimeVersion", "simulated://1.0"}}}}}};
+          {"labels",
+           {{"kubernetes.io/hostname", node_}, {"kubernetes.io/os", "linux"}, {"story/simulated", "true"}}}}}};
     const informer::write_options options;
     auto [e, created] = example::wait(nodes_.async_create(node, options, asio::use_future), "node_agent");
     if (e && !(e == informer::condition::conflict)) {  // 409 AlreadyExists: registered before
@@ -138,11 +129,21 @@ private:
                                    {"reason", "KubeletReady"}, {"message", "simulated kubelet is posting ready status"},
                                    {"lastHeartbeatTime", now}, {"lastTransitionTime", first ? now : transition_time_}};
     if (first) transition_time_ = now;
+    // The whole status each time, as a kubelet's node status update: capacity and addresses too.
+    const json::value status = {{"capacity", {{"cpu", "4"}, {"memory", "8Gi"}, {"pods", "110"}}},
+                                {"allocatable", {{"cpu", "4"}, {"memory", "8Gi"}, {"pods", "110"}}},
+                                {"addresses", json::array{{{"type", "InternalIP"}, {"address", host_ip_}},
+                                                          {{"type", "Hostname"}, {"address", node_}}}},
+                                {"nodeInfo",
+                                 {{"kubeletVersion", "v1.20.2"},
+                                  {"operatingSystem", "linux"},
+                                  {"architecture", "amd64"},
+                                  {"containerRuntimeVersion", "simulated://1.0"}}},
+                                {"conditions", json::array{condition}}};
     const informer::patch_options options;
     auto [e, n] = example::wait(
         nodes_.async_patch_status(node_, informer::patch_type::strategic_merge_patch,
-                                  json::serialize(json::value{{"status", {{"conditions", json::array{condition}}}}}),
-                                  options, asio::use_future),
+                                  json::serialize(json::value{{"status", status}}), options, asio::use_future),
         "node_agent");
     if (e) std::fprintf(stderr, "node_agent: %s: status heartbeat: %s\n", node_.c_str(), e.what().c_str());
     if (first && !e) std::printf("[%s] Ready\n", node_.c_str());

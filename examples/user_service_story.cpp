@@ -122,16 +122,16 @@ public:
 
   bool spawn(std::vector<std::string> args) {
     const auto program = (dir_ / args.front()).string();
+    // Built before fork: the child of a threaded process may only make async-signal-safe calls.
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     std::fflush(stdout);
     const pid_t pid = fork();
     if (pid < 0) return false;
     if (pid == 0) {
       prctl(PR_SET_PDEATHSIG, SIGTERM);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
       execv(program.c_str(), argv.data());
-      std::fprintf(stderr, "user_service_story: cannot run %s\n", program.c_str());
       _exit(127);
     }
     children_.push_back(pid);

@@ -154,17 +154,17 @@ int main(int argc, char** argv) {
                 c.status.c_str(), c.restarts, human_age(seconds_since(pod.creation_timestamp())).c_str());
     if (++printed == max_events) example::stop_requested = true;
   };
-  auto informer = informer::shared_informer::create(source, {.name = "watch_pods"});
-  informer->add_event_handler(
+  auto pods_informer = informer::shared_informer::create(source, {.name = "watch_pods"});
+  pods_informer->add_event_handler(
       {.on_add = [&](const informer::object::ptr& pod, bool) { print(*pod); },
        .on_update = [&](const informer::object::ptr&, const informer::object::ptr& pod) { print(*pod); },
        .on_delete = [&](const informer::deleted_object& gone) { print(*gone.obj()); }});
-  informer->run();
-  if (!example::eventually([&] { return informer->has_synced(); }, std::chrono::seconds(60))) {
+  pods_informer->run();
+  if (!example::eventually([&] { return pods_informer->has_synced(); }, std::chrono::seconds(60))) {
     std::fprintf(stderr, "watch_pods: the pods did not sync within 60 s\n");
     return 1;
   }
   example::wait_for_stop_signal();
-  informer->stop();
+  pods_informer->stop();
   return 0;
 }
