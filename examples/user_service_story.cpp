@@ -122,6 +122,10 @@ public:
 
   bool spawn(std::vector<std::string> args) {
     const auto program = (dir_ / args.front()).string();
+    if (access(program.c_str(), X_OK) != 0) {
+      std::fprintf(stderr, "user_service_story: %s is missing: build it beside this program\n", program.c_str());
+      return false;
+    }
     // Built before fork: the child of a threaded process may only make async-signal-safe calls.
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -334,7 +338,7 @@ int play(example::io_pool& io, const std::string& kubeconfig, const std::string&
   for (int i = 1; i <= node_count; ++i) {
     spawned = actors.spawn({"node_agent", kubeconfig, "node-" + std::to_string(i), std::to_string(i)}) && spawned;
   }
-  check(spawned, "started the scheduler and the node agents");
+  if (!check(spawned, "started the scheduler and the node agents")) return 1;
   const auto ready_nodes = [&] {
     int n = 0;
     for (const auto& node : via_api.nodes->get_store()->list()) n += example::condition_true(*node, "Ready") ? 1 : 0;
