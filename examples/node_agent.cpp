@@ -185,7 +185,7 @@ private:
         std::fprintf(stderr, "node_agent: %s: deleting %s: %s\n", node_.c_str(), key.c_str(), e.what().c_str());
         return false;
       }
-      std::printf("[%s] %s terminated\n", node_.c_str(), key.c_str());
+      if (!e) std::printf("[%s] %s terminated\n", node_.c_str(), key.c_str());
       return true;
     }
     if (const auto phase = pod->field("status.phase"); phase && *phase == "Running") return true;
