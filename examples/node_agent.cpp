@@ -188,7 +188,12 @@ private:
       if (!e) std::printf("[%s] %s terminated\n", node_.c_str(), key.c_str());
       return true;
     }
-    if (const auto phase = pod->field("status.phase"); phase && *phase == "Running") return true;
+    // Reported already, unless something (the node lifecycle controller, for a node it saw go
+    // silent) marked it not ready since.
+    if (const auto phase = pod->field("status.phase");
+        phase && *phase == "Running" && example::condition_true(*pod, "Ready")) {
+      return true;
+    }
 
     const std::string now = now_rfc3339();
     const auto ip = pod_ips_.try_emplace(key, pod_prefix_ + std::to_string(pod_ips_.size() + 2)).first->second;
