@@ -1,4 +1,4 @@
-// A tour of the SDK against a real cluster: the demo that scripts/demo.sh runs.
+// A tour of the SDK against a real cluster: what `scripts/demo.sh --tour` runs.
 //
 // It fills a namespace with pods through the REST client, then keeps two informers on them: one
 // through kube-apiserver (protobuf), one straight from etcd. It shows that
@@ -17,6 +17,8 @@
 #include <informer/client/shared_informer.hpp>
 #include <informer/core/label_selector.hpp>
 #include <informer/etcd/kubernetes_source.hpp>
+
+#include "example_support.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -37,22 +39,21 @@
 #include <vector>
 
 namespace asio = boost::asio;
-using clock_type = std::chrono::steady_clock;
+using example::clock_type;
+using example::eventually;
+using example::ms_since;
+using example::same_objects;
 
 namespace {
 
 constexpr int apps = 20;
 constexpr const char* ns = "tour";
 
-int failures = 0;
+example::checks check;
 
-void check(bool ok, const std::string& what) {
-  std::printf("  %s %s\n", ok ? "ok:    " : "FAILED:", what.c_str());
-  failures += ok ? 0 : 1;
-}
-
-double ms_since(clock_type::time_point start) {
-  return std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
+template <class Future>
+auto wait(Future f) {
+  return example::wait(std::move(f), "cluster_tour");
 }
 
 std::string pod_manifest(int i) {
@@ -62,41 +63,6 @@ std::string pod_manifest(int i) {
          R"(","tier":")" + (i % 4 == 0 ? "frontend" : "backend") +
          R"("}},"spec":{"containers":[{"name":"main","image":"registry.example.com/)" + app +
          R"(:1.0","ports":[{"containerPort":8080}],"resources":{"requests":{"cpu":"100m","memory":"64Mi"}}}]}})";
-}
-
-template <class Future>
-auto wait(Future f) {
-  if (f.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
-    std::fprintf(stderr, "cluster_tour: a request did not complete within 60 s\n");
-    std::exit(1);
-  }
-  return f.get();
-}
-
-// key -> resourceVersion of an informer's cache.
-std::map<std::string, std::string> versions(const informer::shared_informer& inf) {
-  std::map<std::string, std::string> out;
-  for (const auto& obj : inf.get_store()->list()) out[std::string(obj->name())] = std::string(obj->resource_version());
-  return out;
-}
-
-bool same_objects(const informer::shared_informer& a, const informer::shared_informer& b) {
-  if (versions(a) != versions(b)) return false;
-  for (const auto& obj : a.get_store()->list()) {
-    const auto other = b.get_store()->get(*obj);
-    if (!other || obj->body() != other->body()) return false;
-  }
-  return true;
-}
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::seconds timeout = std::chrono::seconds(30)) {
-  const auto deadline = clock_type::now() + timeout;
-  while (!pred()) {
-    if (clock_type::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
 }
 
 // The tour proper; `io` is run by other threads.
@@ -229,9 +195,9 @@ int tour(asio::io_context& io, const informer::rest_config& config, const std::s
     via_etcd->stop();
     informer::delete_options remove;
     wait(namespaces.async_delete(ns, remove, asio::use_future));
-    std::printf("%s\n", failures == 0 ? "the tour checked out" : "the tour found problems");
+    std::printf("%s\n", check.failures() == 0 ? "the tour checked out" : "the tour found problems");
   }
-  return failures == 0 ? 0 : 1;
+  return check.failures() == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -246,20 +212,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cluster_tour: PODS must be at least 1\n");
     return 2;
   }
-  auto config = informer::load_kubeconfig({.files = {argv[1]}});
-  if (!config) {
-    std::fprintf(stderr, "cluster_tour: %s\n", config.error().what().c_str());
-    return 1;
-  }
-  config->qps = 0;  // a scratch cluster: no client-side throttling for the set-up
-
-  asio::io_context io;
-  auto work = asio::make_work_guard(io);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 2; ++i) threads.emplace_back([&] { io.run(); });
-  const int exit_code = tour(io, *config, argv[2], pods);
-  work.reset();
-  io.stop();
-  for (auto& t : threads) t.join();
-  return exit_code;
+  auto config = example::load_config(argv[1], "cluster_tour");
+  config.qps = 0;  // a scratch cluster: no client-side throttling for the set-up
+  example::io_pool io;
+  return tour(io.context(), config, argv[2], pods);
 }
