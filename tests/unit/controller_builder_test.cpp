@@ -171,7 +171,7 @@ BOOST_AUTO_TEST_CASE(caches_sync_before_the_first_reconcile) {
                });
   const auto start = steady::now();
   BOOST_REQUIRE(c->run());
-  BOOST_TEST(steady::now() - start >= 250ms);  // run() waited for the owned informer
+  BOOST_TEST((steady::now() - start >= 250ms));  // run() waited for the owned informer
   BOOST_TEST(f.owned->has_synced());
   BOOST_REQUIRE(eventually([&] { return calls.load() >= 20; }));
   BOOST_TEST(early.load() == 0);
