@@ -268,18 +268,16 @@ int run(const settings& s) {
   if (s.leader_elect) {
     auto lock = std::make_shared<informer::lease_lock>(http, s.ns, "user-service-operator");
     elector.emplace(
-        informer::leader_elector::create(lock, {.identity = s.identity,
-                                                .lease_duration = s.lease_duration,
-                                                .renew_deadline = s.renew_deadline,
-                                                .retry_period = s.retry_period,
-                                                .release_on_cancel = true,
-                                                .callbacks = {.on_started_leading = [&leading] { leading = true; },
-                                                              .on_stopped_leading = [&leading] { leading = false; },
-                                                              .on_new_leader =
-                                                                  [](const std::string& who) {
-                                                                    std::printf("the leader is %s\n", who.c_str());
-                                                                    std::fflush(stdout);
-                                                                  }}})
+        informer::leader_elector::create(
+            lock, {.identity = s.identity,
+                   .lease_duration = s.lease_duration,
+                   .renew_deadline = s.renew_deadline,
+                   .retry_period = s.retry_period,
+                   .release_on_cancel = true,
+                   .callbacks = {.on_started_leading = [&leading] { leading = true; },
+                                 .on_stopped_leading = [&leading] { leading = false; },
+                                 .on_new_leader =
+                                     [](const std::string& who) { std::printf("the leader is %s\n", who.c_str()); }}})
             .value());
     auto is_leader = [&elector] { return elector->is_leader(); };
     endpoint->add_readiness_check("leader", is_leader);

@@ -56,7 +56,7 @@ const std::string success_series = R"(controller_runtime_reconcile_total{control
 
 bool operator_built(boost::unit_test::test_unit_id) { return *operator_path != '\0'; }
 
-bool eventually(const std::function<bool()>& condition, std::chrono::seconds limit = 20s) {
+bool eventually(const std::function<bool()>& condition, std::chrono::seconds limit = 30s) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!condition()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
@@ -92,9 +92,9 @@ public:
                                         "--identity",
                                         identity,
                                         "--lease-duration",
-                                        "4",
+                                        "15",
                                         "--renew-deadline",
-                                        "3",
+                                        "10",
                                         "--retry-period",
                                         "1"};
     std::vector<char*> argv;

@@ -53,7 +53,7 @@ private:
   std::vector<std::thread> threads_;
 };
 
-const resource config_maps = parse_resource("configmaps").value();
+resource config_map_kind() { return parse_resource("configmaps").value(); }
 
 std::string cm(const std::string& name, int generation = 1, const std::string& label = "a",
                const std::string& note = "x") {
@@ -137,7 +137,7 @@ BOOST_AUTO_TEST_CASE(primary_events_enqueue_the_object_key) {
   fixture f;
   f.primary_source->create(cm("a"));
   f.primary_source->create(cm("b"));
-  auto c = controller_builder().named("primary").for_resource(f.primary, config_maps).build(f.log.recorder());
+  auto c = controller_builder().named("primary").for_resource(f.primary, config_map_kind()).build(f.log.recorder());
   BOOST_REQUIRE(c->run());
   BOOST_TEST(c->has_synced());
   BOOST_REQUIRE(f.log.wait_count("ns/a", 1));
@@ -161,7 +161,7 @@ BOOST_AUTO_TEST_CASE(caches_sync_before_the_first_reconcile) {
   std::atomic<int> early{0};
   std::atomic<int> calls{0};
   auto c = controller_builder()
-               .for_resource(f.primary, config_maps)
+               .for_resource(f.primary, config_map_kind())
                .owns(f.owned)
                .workers(3)
                .build([&](const std::string&) -> result<reconcile_result> {
@@ -180,14 +180,15 @@ BOOST_AUTO_TEST_CASE(caches_sync_before_the_first_reconcile) {
 BOOST_AUTO_TEST_CASE(run_gives_up_after_the_sync_timeout_and_stop_interrupts_the_wait) {
   fixture f;
   f.primary_source->fail_next_list(informer::error(errc::server_error, "down"), 1000);
-  auto c = controller_builder().for_resource(f.primary, config_maps).cache_sync_timeout(100ms).build(f.log.recorder());
+  auto c =
+      controller_builder().for_resource(f.primary, config_map_kind()).cache_sync_timeout(100ms).build(f.log.recorder());
   auto r = c->run();
   BOOST_REQUIRE(!r);
   BOOST_TEST(r.error() == make_error_code(boost::system::errc::timed_out));
   BOOST_TEST(!c->has_synced());
 
   auto waiting =
-      controller_builder().for_resource(f.primary, config_maps).cache_sync_timeout(1h).build(f.log.recorder());
+      controller_builder().for_resource(f.primary, config_map_kind()).cache_sync_timeout(1h).build(f.log.recorder());
   auto running = std::async(std::launch::async, [&] { return waiting->run(); });
   BOOST_TEST((running.wait_for(100ms) == std::future_status::timeout));
   waiting->stop();
@@ -197,7 +198,7 @@ BOOST_AUTO_TEST_CASE(run_gives_up_after_the_sync_timeout_and_stop_interrupts_the
 
 BOOST_AUTO_TEST_CASE(owned_objects_enqueue_their_controller_owner_only) {
   fixture f;
-  auto c = controller_builder().for_resource(f.primary, config_maps).owns(f.owned).build(f.log.recorder());
+  auto c = controller_builder().for_resource(f.primary, config_map_kind()).owns(f.owned).build(f.log.recorder());
   BOOST_REQUIRE(c->run());
   // None of these enqueues anything: an owner that is not the controller, a controller of another
   // kind, of another group with the same kind, no owner at all.
@@ -226,7 +227,7 @@ BOOST_AUTO_TEST_CASE(tombstones_of_owned_and_primary_objects_enqueue_keys) {
   fixture f;
   f.primary_source->create(cm("gone"));
   f.owned_source->create(pod("p", ref("v1", "ConfigMap", "owner", true)));
-  auto c = controller_builder().for_resource(f.primary, config_maps).owns(f.owned).build(f.log.recorder());
+  auto c = controller_builder().for_resource(f.primary, config_map_kind()).owns(f.owned).build(f.log.recorder());
   BOOST_REQUIRE(c->run());
   BOOST_REQUIRE(f.log.wait_count("ns/owner", 1));
   BOOST_REQUIRE(f.log.wait_count("ns/gone", 1));
@@ -249,7 +250,7 @@ BOOST_AUTO_TEST_CASE(watches_map_objects_to_keys) {
   auto secrets_source = std::make_shared<scripted_source>(f.pool.executor());
   auto secrets = shared_informer::create(secrets_source, fast_options("secrets"));
   auto c = controller_builder()
-               .for_resource(f.primary, config_maps)
+               .for_resource(f.primary, config_map_kind())
                .watches(secrets,
                         [](const object& s) {
                           std::vector<std::string> keys;
@@ -324,7 +325,7 @@ BOOST_AUTO_TEST_CASE(watch_and_global_predicates_apply_to_the_events) {
   f.primary_source->create(cm("a"));
   f.primary_source->create(cm("skip-me"));
   auto c = controller_builder()
-               .for_resource(f.primary, config_maps, {predicates::generation_changed()})
+               .for_resource(f.primary, config_map_kind(), {predicates::generation_changed()})
                .owns(f.owned, {predicate{.on_delete = [](const delete_event&) { return false; }}})
                .with_event_filter(predicates::filter([](const object& o) { return !o.name().starts_with("skip"); }))
                .build(f.log.recorder());
@@ -367,7 +368,7 @@ BOOST_AUTO_TEST_CASE(reconcile_outcomes_requeue_and_retry) {
   std::mutex mu;
   std::map<std::string, std::vector<steady::time_point>> calls;
   auto c = controller_builder()
-               .for_resource(f.primary, config_maps)
+               .for_resource(f.primary, config_map_kind())
                .workers(2)
                .with_rate_limiter(std::make_shared<exponential_rate_limiter>(
                    exponential_rate_limiter_options{.base_delay = 1ms, .max_delay = 1s}))
@@ -408,7 +409,7 @@ BOOST_AUTO_TEST_CASE(workers_never_reconcile_one_key_at_once) {
   int running = 0;
   std::atomic<int> total{0};
   auto c = controller_builder()
-               .for_resource(f.primary, config_maps)
+               .for_resource(f.primary, config_map_kind())
                .workers(4)
                .build([&](const std::string& key) -> result<reconcile_result> {
                  {
@@ -481,13 +482,14 @@ BOOST_AUTO_TEST_CASE(build_refuses_incomplete_descriptions) {
   auto inf = shared_informer::create(std::make_shared<scripted_source>(pool.executor()));
   const auto ok = [](const std::string&) -> result<reconcile_result> { return reconcile_result{}; };
   BOOST_CHECK_THROW(controller_builder().owns(inf).build(ok), std::invalid_argument);
-  BOOST_CHECK_THROW(controller_builder().for_resource(inf, config_maps).for_resource(inf, config_maps),
+  BOOST_CHECK_THROW(controller_builder().for_resource(inf, config_map_kind()).for_resource(inf, config_map_kind()),
                     std::invalid_argument);
   BOOST_CHECK_THROW(controller_builder().for_resource({.resource = "v1/configmaps"}), std::invalid_argument);
-  BOOST_CHECK_THROW(controller_builder().for_resource(inf, config_maps).build({}), std::invalid_argument);
-  BOOST_CHECK_THROW(controller_builder().for_resource(inf, config_maps).workers(0).build(ok), std::invalid_argument);
-  BOOST_CHECK_THROW(controller_builder().for_resource(nullptr, config_maps), std::invalid_argument);
-  BOOST_CHECK_THROW(controller_builder().for_resource(inf, config_maps).watches(inf, {}), std::invalid_argument);
+  BOOST_CHECK_THROW(controller_builder().for_resource(inf, config_map_kind()).build({}), std::invalid_argument);
+  BOOST_CHECK_THROW(controller_builder().for_resource(inf, config_map_kind()).workers(0).build(ok),
+                    std::invalid_argument);
+  BOOST_CHECK_THROW(controller_builder().for_resource(nullptr, config_map_kind()), std::invalid_argument);
+  BOOST_CHECK_THROW(controller_builder().for_resource(inf, config_map_kind()).watches(inf, {}), std::invalid_argument);
   informer_factory factory({.executor = pool.executor()});
   const source_maker maker = [](const informer_key&, const boost::asio::any_io_executor& ex) {
     return std::shared_ptr<lister_watcher>(std::make_shared<scripted_source>(ex));
