@@ -53,11 +53,12 @@
 // Errors: the builder throws `std::invalid_argument` for programming errors: no `for_resource`, or
 // a second one; a factory form without a factory; a primary given by `informer_key` whose resource
 // is not in the built-in table (describe it with the `resource` form); a null informer; an empty
-// mapping function or reconcile; fewer than one worker. `run()` returns `errc::closed` after
-// `stop()` (also when stopped while waiting for the caches) and
-// `boost::system::errc::timed_out` when the caches did not sync within `cache_sync_timeout` (the
-// handlers stay; `run()` may be called again). Exceptions from predicates and mapping functions
-// are caught by the informer and reported to its `on_handler_error` (the event is dropped).
+// mapping function or reconcile; fewer than one worker; `predicates::filter` with an empty
+// test. `run()` returns `errc::closed` after `stop()` (also when stopped while waiting for the
+// caches) and `boost::system::errc::timed_out` when the caches did not sync within
+// `cache_sync_timeout` (the handlers stay; `run()` may be called again). Exceptions from
+// predicates and mapping functions are caught by the informer and reported to its
+// `on_handler_error` (the event is dropped).
 //
 // Thread safety: `controller_builder` is a value to configure on one thread. Every member of
 // `managed_controller` is thread-safe. Predicates and mapping functions run on the informers'
