@@ -24,7 +24,7 @@ step "control plane (cached after the first run)"
 "$root/scripts/provision-control-plane.sh" | tail -n1
 
 step "format (clang-format 14, .clang-format at the root)"
-git ls-files -z 'src/*.cpp' 'src/*.hpp' 'include/*.hpp' 'tests/*.cpp' 'tests/*.hpp' 'examples/*.cpp' 'bench/*.cpp' |
+git ls-files -z 'src/*.cpp' 'src/*.hpp' 'include/*.hpp' 'tests/*.cpp' 'tests/*.hpp' 'examples/*.cpp' 'examples/*.hpp' 'bench/*.cpp' 'bench/*.hpp' |
   xargs -0 clang-format-14 --dry-run -Werror
 
 step "build (RelWithDebInfo)"
