@@ -15,6 +15,14 @@ using informer::errc;
 using informer::parse_resource;
 using informer::resource;
 
+// A program's global resource, initialised before the library's own statics may be.
+const auto pods_at_static_initialisation = parse_resource("pods");
+
+BOOST_AUTO_TEST_CASE(works_from_a_static_initialiser) {
+  BOOST_TEST_REQUIRE(pods_at_static_initialisation.has_value());
+  BOOST_TEST(pods_at_static_initialisation->kind == "Pod");
+}
+
 BOOST_AUTO_TEST_CASE(bare_plural_finds_the_preferred_version) {
   const auto pods = parse_resource("pods");
   BOOST_TEST_REQUIRE(pods.has_value());
