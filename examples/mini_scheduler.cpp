@@ -8,7 +8,8 @@
 //     the local cache, plus the pods this scheduler bound that the cache does not show yet);
 //   - spreads a controller's pods: nodes holding the fewest pods of the same controller owner
 //     (e.g. one ReplicaSet) first, then the least loaded, then by name;
-//   - binds the pod through the `binding` subresource.
+//   - binds the pod through the `binding` subresource, and records a `Scheduled` Event on it
+//     (`FailedScheduling` when no node fits), as `kubectl describe pod` shows kube-scheduler's.
 // A pod that fits nowhere, or whose binding fails, is retried through the queue's rate limiter; a
 // new node or a freed pod slot wakes every waiting pod again.
 //
@@ -17,6 +18,7 @@
 // Exit codes: 0 after a signal, 1 when the kubeconfig cannot be used or the caches never sync,
 // 2 on a usage error.
 #include <informer/apiserver/lister_watcher.hpp>
+#include <informer/apiserver/event_recorder.hpp>
 #include <informer/apiserver/rest_client.hpp>
 #include <informer/client/informer_factory.hpp>
 #include <informer/controller/workqueue.hpp>
@@ -129,6 +131,7 @@ class scheduler {
 public:
   scheduler(informer::informer_factory& factory, informer::http_client http)
       : http_(http),
+        events_(http, {.component = "mini-scheduler"}),
         queue_({.executor = factory.get_executor()}),
         pods_resource_(informer::parse_resource("pods").value()) {
     const auto source = informer::apiserver_source_maker(http);
@@ -167,6 +170,8 @@ public:
   }
 
   void shut_down() { queue_.shut_down(); }
+  // After the worker stopped: the Events still queued get up to 5 s.
+  void flush_events() { events_.shutdown(std::chrono::steady_clock::now() + std::chrono::seconds(5)); }
 
 private:
   void retry_all() {
@@ -223,6 +228,8 @@ private:
     if (fitting.empty()) {
       std::printf("[scheduler] %s fits no node:%s retrying later\n", key.c_str(),
                   refusals.empty() ? " no nodes;" : refusals.c_str());
+      events_.record(*pod, informer::event_type::warning, "FailedScheduling",
+                     "no node fits the pod:" + (refusals.empty() ? std::string(" no nodes") : refusals));
       return false;
     }
     const auto best = std::min_element(fitting.begin(), fitting.end(), [](const candidate& a, const candidate& b) {
@@ -240,6 +247,8 @@ private:
       return false;
     }
     assumed_[key] = {best->name, wanted, owner, example::clock_type::now()};
+    events_.record(*pod, informer::event_type::normal, "Scheduled",
+                   "Successfully assigned " + key + " to " + best->name);
     std::printf("[scheduler] bound %s to %s (%d of its controller's pods there before; node load %.0f%%)\n",
                 key.c_str(), best->name.c_str(), best->siblings, best->load * 100);
     return true;
@@ -255,6 +264,7 @@ private:
   }
 
   informer::http_client http_;
+  informer::event_recorder events_;
   informer::workqueue queue_;
   informer::resource pods_resource_;
   std::shared_ptr<informer::shared_informer> nodes_;
@@ -289,6 +299,7 @@ int main(int argc, char** argv) {
   example::wait_for_stop_signal();
   s.shut_down();
   worker.join();
+  s.flush_events();
   factory.shutdown();
   return 0;
 }

@@ -109,10 +109,10 @@ struct deleted_object {
 struct resource_event_handlers {
   /// An object appeared. `is_initial_list` is true for the objects of the first list (and for the
   /// cache replayed to a handler added late).
-  std::function<void(const object::ptr& obj, bool is_initial_list)> on_add;
+  std::function<void(const object::ptr& obj, bool is_initial_list)> on_add{};
   /// An object changed, or (old == new) a resync re-delivered it.
-  std::function<void(const object::ptr& old_obj, const object::ptr& new_obj)> on_update;
-  std::function<void(const deleted_object& obj)> on_delete;
+  std::function<void(const object::ptr& old_obj, const object::ptr& new_obj)> on_update{};
+  std::function<void(const deleted_object& obj)> on_delete{};
 };
 
 /// An exception caught from a handler or the transform, as `on_handler_error` receives it.
