@@ -29,7 +29,7 @@ struct token_bucket_options {
   /// Bucket size: how many `reserve` calls in a row return zero on a full bucket.
   int burst = 100;
   /// Clock; empty means steady_clock.
-  steady_now_fn now;
+  steady_now_fn now{};
 };
 
 /// See the file comment. Starts full.
