@@ -70,10 +70,10 @@ struct event_occurrence {
 struct correlated_event {
   /// An Event was written for this key before: patch it (and create it again if it is gone).
   bool patch = false;
-  std::string name;     // the Event's name
-  std::string message;  // the occurrence's, or the combined message
+  std::string name{};     // the Event's name
+  std::string message{};  // the occurrence's, or the combined message
   std::int32_t count = 1;
-  std::chrono::system_clock::time_point first_timestamp;
+  std::chrono::system_clock::time_point first_timestamp{};
 };
 
 class event_correlator {
