@@ -1,3 +1,5 @@
+// Events and finalizers against a real kube-apiserver: what an operator writes besides its objects.
+#include "informer/apiserver/event_recorder.hpp"
 #include "informer/apiserver/finalizers.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -24,6 +26,8 @@
 namespace asio = boost::asio;
 namespace json = boost::json;
 using namespace std::chrono_literals;
+using informer::event_recorder;
+using informer::event_type;
 using informer::object;
 using informer::rest_client;
 using informer::testing::cluster;
@@ -61,9 +65,68 @@ object::ptr create_config_map(const rest_client& config_maps, std::string_view n
   return ok(config_maps.async_create(body, options, asio::use_future));
 }
 
+// The Events about object `name` in "default".
+std::vector<object::ptr> events_about(const rest_client& events, std::string_view name) {
+  const informer::list_options options{.field_selector = "involvedObject.name=" + std::string(name)};
+  return ok(events.async_list(options, asio::use_future)).items;
+}
+
+bool delivered(event_recorder& r) { return r.flush(std::chrono::steady_clock::now() + 60s); }
+
+std::string str(const std::optional<json::value>& v) {
+  return v && v->is_string() ? std::string(v->get_string()) : std::string("<absent>");
+}
+
 }  // namespace
 
 BOOST_TEST_GLOBAL_FIXTURE(cluster_fixture);
+
+BOOST_AUTO_TEST_SUITE(events, *boost::unit_test::precondition(cluster_running))
+
+BOOST_AUTO_TEST_CASE(an_event_names_the_object_it_is_about) {
+  io_threads io;
+  const auto config_maps = client(io, "configmaps");
+  const auto events = client(io, "events");
+  const auto cm = create_config_map(config_maps, "event-target");
+  event_recorder recorder(make_http(io), {.component = "integration-test"});
+  recorder.record(*cm, event_type::warning, "BackendDown", "the backend did not answer");
+  BOOST_TEST_REQUIRE(delivered(recorder));
+  BOOST_TEST(recorder.stats().created == 1u);
+
+  const auto found = events_about(events, "event-target");
+  BOOST_TEST_REQUIRE(found.size() == 1u);
+  const auto& event = *found[0];
+  BOOST_TEST(str(event.field("involvedObject.kind")) == "ConfigMap");
+  BOOST_TEST(str(event.field("involvedObject.apiVersion")) == "v1");
+  BOOST_TEST(str(event.field("involvedObject.namespace")) == "default");
+  BOOST_TEST(str(event.field("involvedObject.uid")) == std::string(cm->uid()));
+  BOOST_TEST(str(event.field("reason")) == "BackendDown");
+  BOOST_TEST(str(event.field("type")) == "Warning");
+  BOOST_TEST(str(event.field("message")) == "the backend did not answer");
+  BOOST_TEST(str(event.field("source.component")) == "integration-test");
+  BOOST_TEST(event.field("count")->as_int64() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(five_identical_events_are_one_event_with_count_five) {
+  io_threads io;
+  const auto config_maps = client(io, "configmaps");
+  const auto events = client(io, "events");
+  const auto cm = create_config_map(config_maps, "event-repeats");
+  event_recorder recorder(make_http(io), {.component = "integration-test"});
+  for (int i = 0; i < 5; ++i) recorder.record(*cm, event_type::normal, "Synced", "in sync");
+  BOOST_TEST_REQUIRE(recorder.shutdown(std::chrono::steady_clock::now() + 60s));
+
+  const auto found = events_about(events, "event-repeats");
+  BOOST_TEST_REQUIRE(found.size() == 1u);
+  BOOST_TEST(found[0]->field("count")->as_int64() == 5);
+  BOOST_TEST(str(found[0]->field("message")) == "in sync");
+  const auto s = recorder.stats();
+  BOOST_TEST(s.created == 1u);
+  BOOST_TEST(s.patched == 4u);
+  BOOST_TEST(s.failed == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(finalizers, *boost::unit_test::precondition(cluster_running))
 
