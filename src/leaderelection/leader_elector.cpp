@@ -76,6 +76,7 @@ public:
   }
 
   bool is_leader() const { return ticks(steady_clock::now()) < lead_until_.load(std::memory_order_acquire); }
+  std::int32_t transitions() const { return transitions_.load(std::memory_order_relaxed); }
 
   std::string leader() const {
     lock_guard lock(mutex_);
@@ -168,6 +169,7 @@ private:
       // Even when stale: the version a release must name.
       observed_ = versioned_lock_record{written, std::move(version)};
       observed_time_ = steady_clock::now();
+      transitions_.store(written.leader_transitions, std::memory_order_relaxed);
     }
     if (gen != gen_) {
       if (release_wanted_) release();
@@ -312,6 +314,7 @@ private:
 
   // client-go's observedRecord / observedTime: the time is when this host saw the record change.
   void observe(const versioned_lock_record& current) {
+    transitions_.store(current.record.leader_transitions, std::memory_order_relaxed);
     if (!observed_ || observed_->record != current.record) {
       observed_ = current;
       observed_time_ = steady_clock::now();
@@ -365,6 +368,8 @@ private:
 
   // Read by is_leader() from any thread: the steady clock's ticks until which this one leads.
   std::atomic<std::int64_t> lead_until_{0};
+  // Read by metrics from any thread: the record's leader_transitions last seen.
+  std::atomic<std::int32_t> transitions_{-1};
 
   mutable mutex mutex_;
   condition_variable finished_cv_;
@@ -441,5 +446,13 @@ void leader_elector::start() { state_->start(); }
 void leader_elector::stop() { state_->stop(); }
 bool leader_elector::is_leader() const { return state_->is_leader(); }
 std::string leader_elector::leader() const { return state_->leader(); }
+
+std::function<std::optional<leader_elector::status>()> leader_elector::status_observer() const {
+  return [weak = std::weak_ptr<const detail::elector_state>(state_)]() -> std::optional<status> {
+    const auto state = weak.lock();
+    if (!state) return std::nullopt;
+    return status{.leading = state->is_leader(), .transitions = state->transitions()};
+  };
+}
 
 }  // namespace informer

@@ -1,6 +1,7 @@
 #include "informer/metrics/adapters.hpp"
 
 #include "informer/client/shared_informer.hpp"
+#include "informer/leaderelection/leader_elector.hpp"
 
 #include <array>
 #include <atomic>
@@ -130,6 +131,23 @@ void register_informer_metrics(registry& r, const std::shared_ptr<shared_informe
         const auto s = synced();
         if (!s) return std::nullopt;
         return *s ? 1.0 : 0.0;
+      });
+}
+
+void register_leader_election_metrics(registry& r, const leader_elector& elector, const std::string& name) {
+  const std::vector<std::string> labels{"name"};
+  const auto status = elector.status_observer();
+  r.gauge("leader_election_master_status", "1 while this replica leads, else 0", labels)
+      .set_callback({name}, [status]() -> std::optional<double> {
+        const auto s = status();
+        if (!s) return std::nullopt;
+        return s->leading ? 1.0 : 0.0;
+      });
+  r.gauge("leader_election_transitions", "The lock record's leaderTransitions last seen", labels)
+      .set_callback({name}, [status]() -> std::optional<double> {
+        const auto s = status();
+        if (!s || s->transitions < 0) return std::nullopt;
+        return static_cast<double>(s->transitions);
       });
 }
 

@@ -2,6 +2,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "informer/metrics/adapters.hpp"
+#include "informer/metrics/registry.hpp"
+
 #include "io_threads.hpp"
 #include "test_locks.hpp"
 
@@ -249,6 +252,37 @@ BOOST_AUTO_TEST_CASE(no_callback_runs_after_stop_returns) {
     std::this_thread::sleep_for(20ms);
     BOOST_TEST(late == 0);
   }
+}
+
+BOOST_AUTO_TEST_CASE(metrics_show_leadership_and_transitions) {
+  io_threads io;
+  auto store = std::make_shared<memory_store>();
+  informer::metrics::registry r;
+  const auto scrape = [&r] {
+    std::string out;
+    r.write_prometheus(out);
+    return out;
+  };
+  const auto has = [&](const std::string& line) { return scrape().find(line + "\n") != std::string::npos; };
+  {
+    candidate a(std::make_shared<memory_lock>(store, io.ctx.get_executor()), options_for("a"), io.ctx.get_executor());
+    informer::metrics::register_leader_election_metrics(r, *a.elector, "lock");
+    BOOST_TEST(has(R"(leader_election_master_status{name="lock"} 0)"));
+    BOOST_TEST(scrape().find("leader_election_transitions{") == std::string::npos);  // nothing read yet
+    a.elector->start();
+    BOOST_REQUIRE(eventually([&] { return has(R"(leader_election_master_status{name="lock"} 1)"); }, 2s));
+    BOOST_TEST(has(R"(leader_election_transitions{name="lock"} 0)"));
+    a.elector->stop();
+    BOOST_TEST(has(R"(leader_election_master_status{name="lock"} 0)"));
+  }
+  // A successor takes over: one transition more.
+  candidate b(std::make_shared<memory_lock>(store, io.ctx.get_executor()), options_for("b"), io.ctx.get_executor());
+  informer::metrics::register_leader_election_metrics(r, *b.elector, "lock");
+  b.elector->start();
+  BOOST_REQUIRE(eventually([&] { return has(R"(leader_election_master_status{name="lock"} 1)"); }, 5s));
+  BOOST_TEST(has(R"(leader_election_transitions{name="lock"} 1)"));
+  b.elector.reset();
+  BOOST_TEST(scrape().find("leader_election_master_status{") == std::string::npos);  // gone with the elector
 }
 
 // A lock call still in flight when stop() returned could complete into an executor its owner has

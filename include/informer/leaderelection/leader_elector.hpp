@@ -164,6 +164,16 @@ public:
   /// The holder last observed ("" for none yet, or released).
   std::string leader() const;
 
+  /// What metrics read at scrape time: whether this candidate leads (`is_leader()`) and the lock
+  /// record's `leader_transitions` last observed (-1 before any read).
+  struct status {
+    bool leading = false;
+    std::int32_t transitions = -1;
+  };
+  /// `status` for observers that must not own the elector (a metrics registry): holds the elector's
+  /// state weakly and returns nullopt once it is gone. Thread-safe.
+  std::function<std::optional<status>()> status_observer() const;
+
 private:
   leader_elector(std::shared_ptr<detail::elector_state> state, std::unique_ptr<detail::elector_thread> thread);
   void close() noexcept;

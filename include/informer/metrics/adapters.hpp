@@ -33,6 +33,9 @@
 //   informer_synced                        gauge      1 once has_synced()
 // register_handler_metrics(r, name, registration, handler) adds
 //   informer_handler_pending{handler}      gauge      notifications waiting for that handler
+// register_leader_election_metrics(r, elector, name) adds (client-go's name, and the record's count):
+//   leader_election_master_status          gauge      1 while this replica leads, else 0
+//   leader_election_transitions            gauge      the lock record's leaderTransitions last seen
 // The informer gauges do not own the informer (they read `shared_informer::synced_observer` and
 // the cache, never lock the informer itself) and vanish once it is destroyed; the handler gauge
 // holds the registration weakly (`handler_registration::pending_observer`) and vanishes once the
@@ -62,6 +65,7 @@
 namespace informer {
 class shared_informer;
 class handler_registration;
+class leader_elector;
 }  // namespace informer
 
 namespace informer::metrics {
@@ -75,6 +79,10 @@ informer::reflector_metrics reflector_metrics(registry& r, const std::string& na
 
 /// Scrape-time gauges of `informer`, labelled name=`name` (empty: `informer->name()`).
 void register_informer_metrics(registry& r, const std::shared_ptr<shared_informer>& informer, std::string name = {});
+
+/// Scrape-time gauges of `elector`, labelled name=`name` (the lock's name, as client-go labels it).
+/// They hold the elector weakly and vanish once it is destroyed.
+void register_leader_election_metrics(registry& r, const leader_elector& elector, const std::string& name);
 
 /// A scrape-time gauge of the notifications pending for `registration`, labelled name=`name`,
 /// handler=`handler`.
