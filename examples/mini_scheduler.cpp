@@ -292,6 +292,7 @@ int main(int argc, char** argv) {
   factory.start();
   if (!factory.wait_for_cache_sync(std::chrono::seconds(60))) {
     std::fprintf(stderr, "mini_scheduler: the caches did not sync within 60 s\n");
+    factory.shutdown();  // before `s`, whose queue the running handlers feed, is destroyed
     return 1;
   }
   std::printf("[scheduler] watching unbound pods and nodes\n");

@@ -174,7 +174,10 @@ private:
   // True when the key needs no retry.
   bool sync_pod(const std::string& key) {
     const auto pod = pods_->get_store()->get_by_key(key);
-    if (!pod) return true;
+    if (!pod) {
+      pod_ips_.erase(key);
+      return true;
+    }
     const informer::rest_client pods(http_, informer::parse_resource("pods").value(), std::string(pod->ns()));
     if (!pod->deletion_timestamp().empty()) {
       informer::delete_options options;
@@ -186,6 +189,7 @@ private:
         return false;
       }
       if (!e) std::printf("[%s] %s terminated\n", node_.c_str(), key.c_str());
+      pod_ips_.erase(key);
       return true;
     }
     // Reported already, unless something (the node lifecycle controller, for a node it saw go
@@ -196,7 +200,8 @@ private:
     }
 
     const std::string now = now_rfc3339();
-    const auto ip = pod_ips_.try_emplace(key, pod_prefix_ + std::to_string(pod_ips_.size() + 2)).first->second;
+    // Addresses .2 to .251 of the node's /24, handed out in turn (a simulation: reuse after 250 pods).
+    const auto ip = pod_ips_.try_emplace(key, pod_prefix_ + std::to_string(2 + next_ip_++ % 250)).first->second;
     json::array statuses;
     if (const auto containers = pod->field("spec.containers"); containers && containers->is_array()) {
       for (const auto& c : containers->as_array()) {
@@ -246,6 +251,7 @@ private:
   std::shared_ptr<informer::shared_informer> pods_;
   std::string transition_time_;                 // the heartbeat thread's
   std::map<std::string, std::string> pod_ips_;  // the worker's
+  unsigned next_ip_ = 0;                        // the worker's
 };
 
 }  // namespace
@@ -278,6 +284,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "node_agent: the pod cache did not sync within 60 s\n");
     example::stop_requested = true;
     heartbeats.join();
+    factory.shutdown();  // before `a`, whose queue the running handlers feed, is destroyed
     return 1;
   }
   std::thread worker([&] { a.run_worker(); });

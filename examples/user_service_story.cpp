@@ -198,7 +198,7 @@ void narrate(informers& via_api) {
            },
        .on_delete =
            [](const informer::deleted_object& rs) {
-             say("replicaset %s deleted", std::string(rs.obj()->name()).c_str());
+             if (rs.obj()) say("replicaset %s deleted", std::string(rs.obj()->name()).c_str());
            }});
   via_api.pods->add_event_handler(
       {.on_add =
@@ -221,7 +221,9 @@ void narrate(informers& via_api) {
              }
            },
        .on_delete =
-           [](const informer::deleted_object& pod) { say("pod %s deleted", std::string(pod.obj()->name()).c_str()); }});
+           [](const informer::deleted_object& pod) {
+             if (pod.obj()) say("pod %s deleted", std::string(pod.obj()->name()).c_str());
+           }});
   via_api.deployments->add_event_handler(
       {.on_update = [](const informer::object::ptr& old_d, const informer::object::ptr& d) {
         const auto counts = [](const informer::object& x) {
@@ -310,7 +312,10 @@ int play(example::io_pool& io, const std::string& kubeconfig, const std::string&
         .on_add = [record](const informer::object::ptr& pod, bool) { record(*pod, "add"); },
         .on_update = [record](const informer::object::ptr&,
                               const informer::object::ptr& pod) { record(*pod, "update"); },
-        .on_delete = [record](const informer::deleted_object& pod) { record(*pod.obj(), "delete"); }};
+        .on_delete =
+            [record](const informer::deleted_object& pod) {
+              if (pod.obj()) record(*pod.obj(), "delete");  // null: a tombstone without a last state
+            }};
   };
   via_api.pods->add_event_handler(recorder(api_history));
   via_etcd.pods->add_event_handler(recorder(etcd_history));
@@ -325,6 +330,15 @@ int play(example::io_pool& io, const std::string& kubeconfig, const std::string&
     while (ready < seen && !fewest_ready.compare_exchange_weak(seen, ready)) {
     }
   }});
+  // However main returns, the informers stop before the state their handlers write is destroyed.
+  struct stop_on_exit {
+    informers& a;
+    informers& b;
+    ~stop_on_exit() {
+      a.stop();
+      b.stop();
+    }
+  } stopper{via_api, via_etcd};
   via_api.run();
   via_etcd.run();
   if (!check(eventually([&] { return via_api.synced() && via_etcd.synced(); }, std::chrono::seconds(60)),

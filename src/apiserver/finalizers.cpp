@@ -76,8 +76,8 @@ void start_finalizer_patch(const rest_client& client, finalizer_patch p,
 void start_reconcile_finalizer(const rest_client& client, object::ptr obj, std::string finalizer,
                                finalizer_cleanup cleanup, asio::any_completion_handler<reconcile_signature> handler) {
   auto op = async_completion<reconcile_signature>::create(std::move(handler), client.get_executor());
-  if (finalizer.empty()) {
-    op->complete({errc::invalid_argument, "an empty finalizer name"}, finalizer_action::none);
+  if (finalizer.empty() || !obj) {
+    op->complete({errc::invalid_argument, obj ? "an empty finalizer name" : "no object"}, finalizer_action::none);
     return;
   }
   const bool present = contains_finalizer(*obj, finalizer);
@@ -104,6 +104,7 @@ void start_reconcile_finalizer(const rest_client& client, object::ptr obj, std::
       op->complete(std::move(e), finalizer_action::none);
       return;
     }
+    if (op->completed()) return;  // cancelled during the cleanup: release nothing
     start_finalizer_patch(client, prepare_finalizer_patch(*obj, finalizer, false),
                           asio::any_completion_handler<finalizer_signature>([op](informer::error pe, object::ptr) {
                             const auto action = pe ? finalizer_action::none : finalizer_action::finalized;

@@ -25,8 +25,9 @@
 // The Event's name is "<involved name>.<hex unix nanoseconds>", unique within the recorder.
 //
 // Errors: never thrown nor returned. Drops are counted in `stats()` (queue full, rate limited);
-// a write the server refuses (403 without RBAC on events, 422, ...) is logged once (component
-// "event_recorder", log.hpp) and counted as failed; transport failures (connection refused or
+// a write the server refuses (403 without RBAC on events, 422, ...) is logged as a warning
+// (component "event_recorder", log.hpp; one per Event given up, as client-go does, so the spam
+// filter bounds them per object) and counted as failed; transport failures (connection refused or
 // cut) are retried `max_tries` times `retry_interval` apart, then counted as failed.
 // RBAC: create and patch on events in the involved objects' namespaces.
 //

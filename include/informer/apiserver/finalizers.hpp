@@ -108,7 +108,8 @@ auto async_remove_finalizer(const rest_client& client, const object& obj, std::s
 /// The finalizer step of a reconcile (see the file comment): an object without a deletion
 /// timestamp gets `finalizer` (added if missing); one being deleted that still carries it has
 /// `cleanup` run, then loses the finalizer. Completes with `(error, finalizer_action)`; on a
-/// cleanup error the finalizer is not removed.
+/// cleanup error, or when cancelled while the cleanup runs, the finalizer is not removed. A null
+/// `obj` completes with errc::invalid_argument.
 template <class CompletionToken>
 auto async_reconcile_finalizer(const rest_client& client, object::ptr obj, std::string_view finalizer,
                                finalizer_cleanup cleanup, CompletionToken&& token) {
