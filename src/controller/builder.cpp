@@ -314,8 +314,10 @@ std::unique_ptr<managed_controller> controller_builder::build(reconcile_fn recon
 
   auto watches = watches_;
   for (auto& w : watches) w.filters.insert(w.filters.end(), global_filters_.begin(), global_filters_.end());
-  return std::make_unique<managed_controller>(managed_controller::passkey{}, std::move(options), primary_kind_,
-                                              std::move(watches), cache_sync_timeout_);
+  auto built = std::make_unique<managed_controller>(managed_controller::passkey{}, std::move(options), primary_kind_,
+                                                    std::move(watches), cache_sync_timeout_);
+  if (metrics_) metrics::register_workqueue_progress_metrics(*metrics_, built->get_controller().queue(), name_);
+  return built;
 }
 
 // --- managed_controller ------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <thread>
 #include <utility>
 
@@ -19,6 +20,12 @@ struct workqueue_timer {
   informer::mutex mu;                        // held while a completed wait calls into the queue
   workqueue* queue INFORMER_GUARDED_BY(mu);  // null once the queue is destroyed
   boost::asio::steady_timer timer;           // used under the queue's mu_
+};
+
+// The queue as its progress observers see it: null once the queue is destroyed.
+struct workqueue_link {
+  informer::mutex mu;                              // held while an observer reads the queue
+  const workqueue* queue INFORMER_GUARDED_BY(mu);  // null once the queue is destroyed
 };
 
 }  // namespace detail
@@ -51,9 +58,18 @@ boost::asio::any_io_executor shared_timer_executor() {
 workqueue::workqueue(workqueue_options options)
     : limiter_(options.limiter ? std::move(options.limiter) : make_default_controller_rate_limiter()),
       metrics_(std::move(options.metrics)),
-      executor_(std::move(options.executor)) {}
+      executor_(std::move(options.executor)),
+      link_(std::make_shared<detail::workqueue_link>()) {
+  informer::lock_guard lock(link_->mu);
+  link_->queue = this;
+}
 
 workqueue::~workqueue() {
+  {
+    // Waits for an observer reading the queue right now.
+    informer::lock_guard link(link_->mu);
+    link_->queue = nullptr;
+  }
   shut_down();
   std::shared_ptr<detail::workqueue_timer> timer;
   {
@@ -236,6 +252,28 @@ void workqueue::release_due_keys() {
     if (!waiting_.empty()) arm_timer_locked();
   }
   if (added) ready_cv_.notify_all();
+}
+
+workqueue_progress workqueue::progress() const {
+  const auto now = steady::now();
+  informer::lock_guard lock(mu_);
+  workqueue_progress p{.keys = processing_.size()};
+  for (const auto& [key, since] : processing_) {
+    const auto running = std::chrono::duration_cast<std::chrono::nanoseconds>(now - since);
+    p.total += running;
+    p.longest = std::max(p.longest, running);
+  }
+  return p;
+}
+
+std::function<std::optional<workqueue_progress>()> workqueue::progress_observer() const {
+  return [weak = std::weak_ptr<detail::workqueue_link>(link_)]() -> std::optional<workqueue_progress> {
+    const auto link = weak.lock();
+    if (!link) return std::nullopt;
+    informer::lock_guard lock(link->mu);
+    if (link->queue == nullptr) return std::nullopt;
+    return link->queue->progress();
+  };
 }
 
 }  // namespace informer

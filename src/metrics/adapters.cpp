@@ -134,6 +134,25 @@ void register_informer_metrics(registry& r, const std::shared_ptr<shared_informe
       });
 }
 
+void register_workqueue_progress_metrics(registry& r, const workqueue& queue, const std::string& name) {
+  const std::vector<std::string> labels{"name"};
+  const auto progress = queue.progress_observer();
+  const auto seconds = [](std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); };
+  r.gauge("workqueue_unfinished_work_seconds",
+          "Seconds of work in progress that no done() has ended yet (large values: stuck workers)", labels)
+      .set_callback({name}, [progress, seconds]() -> std::optional<double> {
+        const auto p = progress();
+        if (!p) return std::nullopt;
+        return seconds(p->total);
+      });
+  r.gauge("workqueue_longest_running_processor_seconds", "Seconds the longest-running key in progress has run", labels)
+      .set_callback({name}, [progress, seconds]() -> std::optional<double> {
+        const auto p = progress();
+        if (!p) return std::nullopt;
+        return seconds(p->longest);
+      });
+}
+
 void register_leader_election_metrics(registry& r, const leader_elector& elector, const std::string& name) {
   const std::vector<std::string> labels{"name"};
   const auto status = elector.status_observer();

@@ -7,6 +7,7 @@
 // g++ 12 flags options members left to their defaults in designated initializers.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -249,4 +250,22 @@ BOOST_AUTO_TEST_CASE(workqueue_adapter_reports_under_controller_runtime_names) {
   BOOST_TEST(s.samples.at("workqueue_queue_duration_seconds_count{name=\"pods\"}") == 1.0);
   BOOST_TEST(s.samples.at("workqueue_work_duration_seconds_count{name=\"pods\"}") == 1.0);
   BOOST_TEST(s.samples.at("workqueue_work_duration_seconds_bucket{name=\"pods\",le=\"+Inf\"}") == 1.0);
+}
+
+BOOST_AUTO_TEST_CASE(workqueue_progress_gauges_show_a_key_in_progress) {
+  registry r;
+  {
+    informer::workqueue q;
+    informer::metrics::register_workqueue_progress_metrics(r, q, "pods");
+    BOOST_TEST(scrape_of(r).samples.at("workqueue_unfinished_work_seconds{name=\"pods\"}") == 0.0);
+    q.add("a");
+    const auto key = q.get();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const auto s = scrape_of(r);
+    BOOST_TEST(s.samples.at("workqueue_unfinished_work_seconds{name=\"pods\"}") >= 0.02);
+    BOOST_TEST(s.samples.at("workqueue_longest_running_processor_seconds{name=\"pods\"}") >= 0.02);
+    q.done(*key);
+    BOOST_TEST(scrape_of(r).samples.at("workqueue_longest_running_processor_seconds{name=\"pods\"}") == 0.0);
+  }
+  BOOST_TEST(scrape_of(r).samples.count("workqueue_unfinished_work_seconds{name=\"pods\"}") == 0u);  // queue gone
 }

@@ -67,6 +67,30 @@ BOOST_AUTO_TEST_CASE(key_added_while_processing_is_redelivered_after_done) {
   BOOST_TEST(q.len() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(progress_counts_the_keys_in_progress_and_their_time) {
+  std::optional<informer::workqueue> q(std::in_place);
+  const auto observe = q->progress_observer();
+  BOOST_TEST(observe()->keys == 0u);
+  q->add("a");
+  q->add("b");
+  BOOST_TEST(q->progress().keys == 0u);  // queued is not in progress
+  const auto a = q->get();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  const auto b = q->get();
+  const auto p = observe();
+  BOOST_REQUIRE(p.has_value());
+  BOOST_TEST(p->keys == 2u);
+  BOOST_TEST(p->longest >= std::chrono::milliseconds(30));
+  BOOST_TEST(p->total >= p->longest);
+  BOOST_TEST(p->total < p->longest * 2);  // b has run for much less than a
+  q->done(*a);
+  q->done(*b);
+  BOOST_TEST(q->progress().keys == 0u);
+  BOOST_TEST(q->progress().longest.count() == 0);
+  q.reset();
+  BOOST_TEST(!observe().has_value());  // the queue is gone
+}
+
 BOOST_AUTO_TEST_CASE(keys_come_out_in_first_queued_order) {
   workqueue q;
   for (const char* key : {"c", "a", "b", "a"}) q.add(key);

@@ -183,7 +183,8 @@ public:
   controller_builder& with_rate_limiter(std::shared_ptr<rate_limiter> limiter);
   /// How long `run()` waits for the caches; default two minutes (controller-runtime's).
   controller_builder& cache_sync_timeout(std::chrono::nanoseconds timeout);
-  /// Counts into `r`: the workqueue's metrics (informer/metrics/adapters.hpp), and
+  /// Counts into `r`: the workqueue's metrics and its progress gauges (unfinished work, longest
+  /// running key; informer/metrics/adapters.hpp), and
   /// controller-runtime's controller_runtime_reconcile_total{controller,result} (result: success,
   /// error, requeue, requeue_after), controller_runtime_reconcile_errors_total{controller} and
   /// controller_runtime_reconcile_time_seconds{controller}.

@@ -59,7 +59,16 @@ namespace informer {
 
 namespace detail {
 struct workqueue_timer;
+struct workqueue_link;
 }  // namespace detail
+
+/// The keys being processed (handed out by `get`, not yet `done`), as controller-runtime's
+/// unfinished-work and longest-running-processor gauges report them.
+struct workqueue_progress {
+  std::size_t keys = 0;
+  std::chrono::nanoseconds total{0};    ///< summed time since each was handed out
+  std::chrono::nanoseconds longest{0};  ///< the longest of them: a stuck worker shows here
+};
 
 /// Observability hooks; any may be empty. Called with the queue's lock held (see above).
 struct workqueue_metrics {
@@ -136,6 +145,12 @@ public:
   /// True once either shutdown has begun.
   bool shutting_down() const;
 
+  /// The keys being processed now.
+  workqueue_progress progress() const;
+  /// `progress()` for observers that must not outlive the queue (a metrics registry scraping it
+  /// later): returns nullopt once the queue is destroyed. Thread-safe.
+  std::function<std::optional<workqueue_progress>()> progress_observer() const;
+
 private:
   using time_point = std::chrono::steady_clock::time_point;
   // Key -> the time it entered the queue (while dirty) or began processing (while processing).
@@ -172,6 +187,8 @@ private:
   // Created by the first add_after (the steady_timer in it is used under mu_ too); shared with the
   // pending timer wait, which finds the queue through it while the queue lives.
   std::shared_ptr<detail::workqueue_timer> timer_ INFORMER_GUARDED_BY(mu_);
+  // Shared with progress observers, which find the queue through it while the queue lives.
+  const std::shared_ptr<detail::workqueue_link> link_;
 };
 
 }  // namespace informer

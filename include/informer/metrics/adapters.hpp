@@ -11,8 +11,9 @@
 //   workqueue_queue_duration_seconds       histogram  time in the queue before get
 //   workqueue_work_duration_seconds        histogram  time between get and done
 //   workqueue_retries_total                counter    add_rate_limited calls
-// (controller-runtime's unfinished_work / longest_running_processor gauges need to know which key
-// is being processed, which the queue's hooks do not tell: not provided.)
+// register_workqueue_progress_metrics(r, queue, name) adds scrape-time gauges (controller-runtime's):
+//   workqueue_unfinished_work_seconds      gauge      summed time the keys in progress have run
+//   workqueue_longest_running_processor_seconds  gauge  the longest of them (a stuck worker)
 //
 // reflector_metrics(r, name) -> reflector_options::metrics (client-go's former reflector names,
 // plus the reflector's own cases):
@@ -72,6 +73,10 @@ namespace informer::metrics {
 
 /// Hooks for `workqueue_options::metrics`, labelled name=`name`.
 informer::workqueue_metrics workqueue_metrics(registry& r, const std::string& name);
+
+/// Scrape-time gauges of the keys `queue` is processing, labelled name=`name`. They read
+/// `workqueue::progress_observer` and vanish once the queue is destroyed.
+void register_workqueue_progress_metrics(registry& r, const workqueue& queue, const std::string& name);
 
 /// Hooks for `reflector_options::metrics` (also `shared_informer_options::reflector.metrics`),
 /// labelled name=`name`.
