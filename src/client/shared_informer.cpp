@@ -100,6 +100,8 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
   bool scheduled INFORMER_GUARDED_BY(mutex) = false;           // a deliver job is posted or running
   bool delivering INFORMER_GUARDED_BY(mutex) = false;          // a handler call is in progress
   bool stopped INFORMER_GUARDED_BY(mutex) = false;
+  // Told how long each handler call took (metrics); set by handler_registration::observe_latency.
+  std::shared_ptr<const std::function<void(std::chrono::nanoseconds)>> latency_hook INFORMER_GUARDED_BY(mutex);
 
   void push(notification n) {
     {
@@ -121,6 +123,7 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
   void deliver() {
     for (std::size_t i = 0; i < deliver_batch; ++i) {
       notification n;
+      std::shared_ptr<const std::function<void(std::chrono::nanoseconds)>> timed;
       {
         informer::lock_guard lock(mutex);
         if (stopped || buffer.empty()) {
@@ -130,8 +133,18 @@ struct informer_listener : std::enable_shared_from_this<informer_listener> {
         n = std::move(buffer.front());
         buffer.pop_front();
         delivering = true;
+        timed = latency_hook;
       }
-      invoke(n);
+      if (timed) {
+        const auto started = steady::now();
+        invoke(n);
+        try {
+          (*timed)(steady::now() - started);
+        } catch (...) {  // a metrics hook must not throw; if it does, the delivery goes on
+        }
+      } else {
+        invoke(n);
+      }
       {
         informer::lock_guard lock(mutex);
         delivering = false;
@@ -599,6 +612,13 @@ std::function<std::optional<std::size_t>()> handler_registration::pending_observ
     if (!l) return std::nullopt;
     return l->pending_unless_stopped();
   };
+}
+
+void handler_registration::observe_latency(std::function<void(std::chrono::nanoseconds)> hook) const {
+  if (!listener_) return;
+  auto shared = hook ? std::make_shared<const std::function<void(std::chrono::nanoseconds)>>(std::move(hook)) : nullptr;
+  informer::lock_guard lock(listener_->mutex);
+  listener_->latency_hook = std::move(shared);
 }
 
 std::chrono::nanoseconds handler_registration::resync_period() const {

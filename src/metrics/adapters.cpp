@@ -172,6 +172,11 @@ void register_leader_election_metrics(registry& r, const leader_elector& elector
 
 void register_handler_metrics(registry& r, const std::string& name, const std::string& handler,
                               const handler_registration& registration) {
+  auto duration =
+      r.histogram("informer_handler_duration_seconds", "Time each call of the handler took", {"name", "handler"})
+          .with({name, handler});
+  registration.observe_latency(
+      [duration](std::chrono::nanoseconds d) { duration.observe(std::chrono::duration<double>(d).count()); });
   r.gauge("informer_handler_pending", "Notifications waiting for the handler", {"name", "handler"})
       .set_callback({name, handler}, [pending = registration.pending_observer()]() -> std::optional<double> {
         const auto n = pending();

@@ -23,6 +23,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace informer;
@@ -226,4 +227,30 @@ BOOST_AUTO_TEST_CASE(informer_and_handler_gauges_do_not_own_what_they_show) {
   const auto after = scrape();
   BOOST_TEST(after.count("informer_synced{name=\"pods\"}") == 0u);
   BOOST_TEST(after.count("informer_store_size{name=\"pods\"}") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(handler_calls_are_timed) {
+  registry r;
+  io_threads io;
+  auto source = std::make_shared<scripted_source>(io.ctx.get_executor());
+  shared_informer_options options;
+  options.name = "pods";
+  auto inf = shared_informer::create(source, options);
+  auto reg = inf->add_event_handler({.on_add = [](const informer::object::ptr&, bool) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }});
+  register_handler_metrics(r, "pods", "slow", reg);
+  source->create(informer::testing::sample_pod_json(0));
+  source->create(informer::testing::sample_pod_json(1));
+  inf->run();
+  const auto count = R"(informer_handler_duration_seconds_count{name="pods",handler="slow"})";
+  const auto sum = R"(informer_handler_duration_seconds_sum{name="pods",handler="slow"})";
+  const auto scrape = [&] {
+    std::string out;
+    r.write_prometheus(out);
+    return samples(out);
+  };
+  BOOST_REQUIRE(eventually([&] { return scrape().count(count) == 1u && scrape().at(count) == 2.0; }));
+  BOOST_TEST(scrape().at(sum) >= 0.01);  // two calls of at least 5 ms
+  inf->stop();
 }

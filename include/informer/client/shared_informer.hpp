@@ -175,6 +175,10 @@ public:
   /// this registration's buffer weakly and returns nullopt once the handler is removed, its
   /// informer stopped, or every copy of the registration and the informer are gone. Thread-safe.
   std::function<std::optional<std::size_t>()> pending_observer() const;
+  /// Calls `hook` after each call of this registration's handlers with the time it took (the
+  /// handler latency metric), on the handler's strand; empty removes it. The hook must be quick
+  /// and must not throw (an exception from it is swallowed).
+  void observe_latency(std::function<void(std::chrono::nanoseconds)> hook) const;
   /// The effective resync period (after the default and the minimum were applied); 0 = none.
   std::chrono::nanoseconds resync_period() const;
   /// Unique within the process; never 0 for a real registration.

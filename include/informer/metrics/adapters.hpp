@@ -34,6 +34,7 @@
 //   informer_synced                        gauge      1 once has_synced()
 // register_handler_metrics(r, name, registration, handler) adds
 //   informer_handler_pending{handler}      gauge      notifications waiting for that handler
+//   informer_handler_duration_seconds{handler}  histogram  time each call of the handler took
 // register_leader_election_metrics(r, elector, name) adds (client-go's name, and the record's count):
 //   leader_election_master_status          gauge      1 while this replica leads, else 0
 //   leader_election_transitions            gauge      the lock record's leaderTransitions last seen
@@ -89,7 +90,8 @@ void register_informer_metrics(registry& r, const std::shared_ptr<shared_informe
 /// They hold the elector weakly and vanish once it is destroyed.
 void register_leader_election_metrics(registry& r, const leader_elector& elector, const std::string& name);
 
-/// A scrape-time gauge of the notifications pending for `registration`, labelled name=`name`,
+/// A scrape-time gauge of the notifications pending for `registration`, and a histogram of its
+/// handler calls' durations (`handler_registration::observe_latency`), labelled name=`name`,
 /// handler=`handler`.
 void register_handler_metrics(registry& r, const std::string& name, const std::string& handler,
                               const handler_registration& registration);
