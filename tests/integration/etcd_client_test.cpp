@@ -1,6 +1,7 @@
 #include "informer/etcd/client.hpp"
 
 #include "control_plane.hpp"
+#include "loopback_port.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -8,8 +9,6 @@
 // the house style spells options.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -149,19 +148,6 @@ std::pair<int, std::string> run(const std::string& command) {
 void etcdctl(const etcd_server& server, const std::string& args) {
   auto [code, output] = run("ETCDCTL_API=3 etcdctl --endpoints=" + server.endpoint() + " " + args);
   BOOST_REQUIRE_MESSAGE(code == 0, "etcdctl " << args << " failed: " << output);
-}
-
-// A loopback port nobody listens on.
-int dead_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 std::string key(const std::string& prefix, int i) {
@@ -702,7 +688,7 @@ BOOST_AUTO_TEST_CASE(lease_keep_alive_and_revoke) {
 
 BOOST_AUTO_TEST_CASE(fails_over_to_the_next_endpoint) {
   etcd_server server;
-  const std::string dead = "http://127.0.0.1:" + std::to_string(dead_port());
+  const std::string dead = "http://127.0.0.1:" + std::to_string(unused_loopback_port());
   auto c = etcd::client::connect({.endpoints = {dead, server.endpoint()}, .dial_timeout = 1s});
   BOOST_REQUIRE(c);
   const auto rev = must(c->put("/fo/a", "1"), "put with the first endpoint dead");

@@ -9,14 +9,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include "io_threads.hpp"
+#include "loopback_port.hpp"
 #include "metrics_scrape.hpp"
 #include "shared_control_plane.hpp"
 
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,22 +64,10 @@ bool eventually(const std::function<bool()>& condition, std::chrono::seconds lim
   return true;
 }
 
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // One replica of the operator, its output in a file; killed if the test ends without stopping it.
 class replica {
 public:
-  explicit replica(const std::string& identity) : port_(free_port()) {
+  explicit replica(const std::string& identity) : port_(static_cast<std::uint16_t>(unused_loopback_port())) {
     log_ = std::filesystem::temp_directory_path() /
            ("user-service-operator-" + identity + "-" + std::to_string(::getpid()) + ".log");
     const std::vector<std::string> args{operator_path,

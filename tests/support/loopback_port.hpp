@@ -1,7 +1,8 @@
 // tests/support/loopback_port.hpp
 //
 // A loopback TCP port for tests of a client without a working server: not listening, connections
-// are refused; listening, they are accepted and never answered.
+// are refused; listening, they are accepted and never answered. `unused_loopback_port()`: a port
+// free a moment ago, for a server the test starts (or for nobody, to be refused).
 #pragma once
 
 #include <boost/test/unit_test.hpp>
@@ -37,3 +38,15 @@ private:
   int fd_;
   int port_ = 0;
 };
+
+inline int unused_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
